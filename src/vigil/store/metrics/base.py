@@ -1,0 +1,48 @@
+"""The metric store protocol: InfluxDB on the distributed profile, an embedded store otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from vigil.domain.metrics import MetricQuery, Point, Series
+
+
+class MetricStoreError(Exception):
+    """The store refused or failed a request; the message says why."""
+
+
+class MetricStoreUnavailable(MetricStoreError):
+    """The store cannot be reached."""
+
+
+@runtime_checkable
+class MetricStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise MetricStoreUnavailable when the store cannot be reached."""
+
+    async def write(self, points: Sequence[Point]) -> None:
+        """Store a batch. Points without a timestamp get the store's current time. The same
+        series and timestamp overwrite (last write wins), so retries are safe."""
+
+    async def query(self, query: MetricQuery) -> list[Series]:
+        """Aggregate one field over [start, end), grouped by time bucket and tags. Empty
+        buckets inside the range come back as None (InfluxQL's ``fill(null)``)."""
+
+    async def measurements(self) -> list[str]: ...
+
+    async def field_keys(self, measurement: str) -> list[str]: ...
+
+    async def tag_keys(self, measurement: str) -> list[str]: ...
+
+    async def tag_values(self, measurement: str, key: str) -> list[str]: ...
+
+    async def series(self, measurement: str) -> list[dict[str, str]]:
+        """Distinct tag sets of a measurement."""
+
+    async def delete_before(self, time_ns: int) -> None:
+        """Retention: drop points older than ``time_ns``."""
