@@ -191,8 +191,17 @@ def snmpd(workdir: Path) -> Iterator[SnmpAgent]:
     # -C: read only our config; persistent state (v3 users) goes to our own directory.
     proc = spawn(
         "snmpd",
-        [binary, "-f", "-C", "-c", str(config), "-Lf", str(workdir / "snmpd.out"), "-p",
-         str(workdir / "snmpd.pid")],
+        [
+            binary,
+            "-f",
+            "-C",
+            "-c",
+            str(config),
+            "-Lf",
+            str(workdir / "snmpd.out"),
+            "-p",
+            str(workdir / "snmpd.pid"),
+        ],
         workdir,
         env={"SNMP_PERSISTENT_DIR": str(workdir / "snmp-persist"), "MIBS": ""},
     )
@@ -201,9 +210,12 @@ def snmpd(workdir: Path) -> Iterator[SnmpAgent]:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.5)
             # A minimal SNMPv2c GET of sysName.0 with community "public".
-            s.sendto(bytes.fromhex(
-                "302902010104067075626c6963a01c02040000000102010002010030"
-                "0e300c06082b060102010105000500"), ("127.0.0.1", port))
+            s.sendto(
+                bytes.fromhex(
+                    "302902010104067075626c6963a01c020400000001020100020100300e300c06082b060102010105000500"
+                ),
+                ("127.0.0.1", port),
+            )
             return len(s.recv(2048)) > 0
 
     _started(proc, answering, 20)

@@ -2,26 +2,266 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.config import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     name="vigil",
     help="Vigil: open-source AIOps. Ingest telemetry, detect anomalies, predict exhaustion, "
-    "group alerts into incidents, explain root cause and run remediations.",
+    "group alerts into incidents, explain root cause and run remediations.\n\n"
+    "Settings come from VIGIL_* environment variables (or a .env file): leave the URLs unset "
+    "for the embedded profile (one process, no servers); set VIGIL_DATABASE_URL, "
+    "VIGIL_REDIS_URL, VIGIL_INFLUX_URL and VIGIL_CHROMA_URL for the distributed one.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-
-@app.callback()
-def _root() -> None:
-    """Vigil: open-source AIOps."""
-
+console = Console(stderr=True)
+log = logging.getLogger("vigil")
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+HostOption = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
+PortOption = typer.Option(8080, "--port", help="Port to listen on.")
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Data directory (default ./.vigil, or VIGIL_DATA_DIR).", show_default=False
+)
+
+
+def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings, or exit with one clear line naming the bad setting."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    from vigil.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _print_backends(settings: Settings) -> None:
+    table = Table(title=f"Vigil backends ({settings.profile} profile)", show_header=True)
+    table.add_column("part")
+    table.add_column("backend")
+    for part, backend in settings.backend_summary().items():
+        table.add_row(part, backend)
+    console.print(table)
+
+
+@contextlib.contextmanager
+def _signals(on_stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM/SIGINT start a graceful stop; a second SIGINT exits at once."""
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def handler(sig: int) -> None:
+        if seen and sig == signal.SIGINT:
+            console.print("second interrupt: exiting now")
+            raise SystemExit(130)
+        seen.append(sig)
+        log.info("received %s: finishing in-flight work, then exiting", signal.Signals(sig).name)
+        on_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler, sig)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    try:
+        asyncio.run(main())
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _uvicorn_server(api: Any, host: str, port: int) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        # Vigil handles signals itself, so the API and the worker stop together.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        api, host=host, port=port, log_config=None, access_log=False, lifespan="on", proxy_headers=True
+    )
+    return Server(config)
+
+
+@app.command()
+def up(
+    host: str = HostOption,
+    port: int = PortOption,
+    data_dir: Path | None = DataDirOption,
+    demo: bool = typer.Option(False, "--demo", help="Also run the simulated fleet (vigil demo)."),
+) -> None:
+    """Run everything in one process: API, pipeline worker and web UI.
+
+    Uses the embedded profile unless URLs are configured: data stays in the data directory
+    across restarts. Prints the URL and, on first run, the admin credentials.
+    """
+    settings = _settings(data_dir)
+    _print_backends(settings)
+
+    async def main() -> None:
+        from vigil.api.app import create_app
+        from vigil.backends import Backends
+        from vigil.bootstrap import ensure_admin
+        from vigil.pipeline.worker import build_runner
+
+        backends = Backends.from_settings(settings)
+        await backends.start()
+        admin = await ensure_admin(backends)
+        runner = build_runner(backends)
+        server = _uvicorn_server(create_app(backends, manage_backends=False), host, port)
+        extra_tasks: list[asyncio.Task[None]] = []
+
+        def stop() -> None:
+            server.should_exit = True
+            runner.stopping.set()
+
+        with _signals(stop):
+            await runner.start()
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
+                await asyncio.sleep(0.05)
+            if serving.done():
+                await serving  # startup failed (port in use...): surface the error
+            url = f"http://{host}:{port}"
+            console.print(f"\n[bold green]Vigil is running[/bold green] at {url}  (API docs: {url}/docs)")
+            if admin:
+                console.print(
+                    f"First run: log in as [bold]{admin.username}[/bold] with password "
+                    f"[bold]{admin.password}[/bold] (also saved in "
+                    f"{settings.data_dir / 'initial-admin-password'})"
+                )
+            if demo:
+                from vigil.demo.fleet import run_demo_in_process
+
+                extra_tasks.append(asyncio.create_task(run_demo_in_process(backends, url, runner.stopping)))
+            console.print("Press Ctrl+C to stop.\n")
+            await serving
+            runner.stopping.set()
+            await runner.stop()
+            for task in extra_tasks:
+                task.cancel()
+            await asyncio.gather(*extra_tasks, return_exceptions=True)
+        await backends.close()
+
+    _run(main)
+
+
+@app.command()
+def api(host: str = HostOption, port: int = PortOption, data_dir: Path | None = DataDirOption) -> None:
+    """Run the API server only (scale out with several `vigil api` behind a load balancer).
+
+    Serves /api/v1, the webhooks, WebSockets, /docs, /healthz, /readyz, /metrics and the built
+    web UI at /. Run `vigil worker` processes for the pipeline.
+    """
+    settings = _settings(data_dir)
+    _print_backends(settings)
+
+    async def main() -> None:
+        from vigil.api.app import create_app
+        from vigil.backends import Backends
+        from vigil.bootstrap import ensure_admin
+
+        backends = Backends.from_settings(settings)
+        await backends.start()
+        admin = await ensure_admin(backends)
+        if admin:
+            console.print(f"First run: admin password [bold]{admin.password}[/bold]")
+        server = _uvicorn_server(create_app(backends, manage_backends=False), host, port)
+
+        def stop() -> None:
+            server.should_exit = True
+
+        with _signals(stop):
+            console.print(f"Vigil API listening on http://{host}:{port}")
+            await server.serve()
+        await backends.close()
+
+    _run(main)
+
+
+@app.command()
+def worker(
+    data_dir: Path | None = DataDirOption,
+    name: str | None = typer.Option(None, "--name", help="Consumer name (default host-pid-random)."),
+) -> None:
+    """Run the pipeline worker only: collectors and every stage (ingest, detect, predict,
+    correlate, enrich, automate). Run several for throughput and failover: they share work
+    through bus consumer groups and leases. On SIGTERM the worker stops taking messages,
+    finishes and acks what it holds, then exits."""
+    settings = _settings(data_dir, worker_name=name)
+    _print_backends(settings)
+
+    async def main() -> None:
+        from vigil.backends import Backends
+        from vigil.pipeline.worker import build_runner
+
+        backends = Backends.from_settings(settings)
+        await backends.start()
+        runner = build_runner(backends)
+        with _signals(runner.stopping.set):
+            console.print(f"Vigil worker {runner.consumer} started")
+            await runner.run_until_stopped()
+        await backends.close()
+        console.print("worker stopped cleanly")
+
+    _run(main)
+
+
+@app.command()
+def migrate(data_dir: Path | None = DataDirOption) -> None:
+    """Create or upgrade the relational schema to the latest version, then exit.
+
+    `vigil up`, `vigil api` and `vigil worker` migrate on start as well; this is for deploy
+    pipelines that migrate once before rolling out. Safe to run concurrently.
+    """
+    settings = _settings(data_dir)
+
+    async def main() -> None:
+        from vigil.store.db import Database
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        try:
+            try:
+                await db.ping()
+            except Exception as exc:
+                raise SettingsError(f"VIGIL_DATABASE_URL: cannot use it: {exc}") from exc
+            before = await db.current_revision()
+            await db.migrate()
+            after = await db.current_revision()
+        finally:
+            await db.close()
+        console.print(f"schema at revision {after} (was {before or 'empty'})")
+
+    _run(main)
 
 
 def _bench_names() -> list[str]:
@@ -32,10 +272,12 @@ def _bench_names() -> list[str]:
 
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    help="Run a benchmark from bench/ side by side with its peer: `vigil bench <name> [--json]`. "
-    "`vigil bench list` shows the benchmarks; `vigil bench <name> --help` explains one.",
 )
 def bench(ctx: typer.Context, name: str = typer.Argument("list", help="Benchmark name, or 'list'.")) -> None:
+    """Run a benchmark from bench/ side by side with its peer: `vigil bench <name> [--json]`.
+
+    `vigil bench list` shows the benchmarks; `vigil bench <name> --help` explains one.
+    """
     names = _bench_names()
     if name in ("list", "--help", "-h"):
         typer.echo("Benchmarks (vigil bench <name> --help for details):")

@@ -1,0 +1,38 @@
+"""Bus topics, consumer groups and live channels: the pipeline's wiring in one place.
+
+Each data kind has one topic. Every stage that needs a kind reads its topic as its own consumer
+group, so each stage sees every message, and replicas of a stage share the work.
+"""
+
+from __future__ import annotations
+
+# Topics (durable, consumer groups)
+METRICS = "ingest.metrics"  # batches of metric points
+LOGS = "ingest.logs"  # batches of log records
+ERRORS = "ingest.errors"  # application error events (Sentry)
+EXTERNAL_ALERTS = "ingest.alerts"  # alerts raised elsewhere (Alertmanager, device health...)
+FINDINGS = "findings"  # anomalies, predictions, log signals -> correlation
+ALERT_CHANGES = "alerts.changed"  # alert/incident lifecycle -> enrichment, notifications
+
+# Broadcast channels (Pub/Sub, not durable): live updates for the API's WebSockets.
+LIVE_ALERTS = "live.alerts"
+LIVE_METRICS = "live.metrics"
+LIVE_LOGS = "live.logs"
+
+# (topic, group) of every pipeline consumer, for /metrics backlog and lag.
+_GROUPS: list[tuple[str, str]] = [
+    (METRICS, "ingest"),
+    (LOGS, "ingest"),
+    (ERRORS, "ingest"),
+    (EXTERNAL_ALERTS, "ingest"),
+]
+
+
+def register_group(topic: str, group: str) -> None:
+    """Stages declare their (topic, group) here so /metrics reports their backlog."""
+    if (topic, group) not in _GROUPS:
+        _GROUPS.append((topic, group))
+
+
+def consumer_groups() -> list[tuple[str, str]]:
+    return list(_GROUPS)

@@ -1,0 +1,23 @@
+"""Assembling the worker: every pipeline stage and service, built from the backends."""
+
+from __future__ import annotations
+
+from vigil.backends import Backends
+from vigil.pipeline.runner import Runner, Service, Stage
+
+
+def build_stages(backends: Backends) -> list[Stage]:
+    return []
+
+
+def build_services(backends: Backends) -> list[Service]:
+    return []
+
+
+def build_runner(backends: Backends) -> Runner:
+    return Runner(
+        backends.bus,
+        build_stages(backends),
+        build_services(backends),
+        consumer=None if backends.settings.worker_name is None else backends.settings.worker_name,
+    )

@@ -1,0 +1,9 @@
+"""Relational models. Importing this package registers every table on ``Base.metadata``."""
+
+from vigil.store.models.alerts import Alert, Incident
+from vigil.store.models.audit import AuditEntry
+from vigil.store.models.auth import ApiToken, User, UserSession
+from vigil.store.models.base import Base
+from vigil.store.models.sources import Source
+
+__all__ = ["Alert", "ApiToken", "AuditEntry", "Base", "Incident", "Source", "User", "UserSession"]
