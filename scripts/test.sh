@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs, then run all of it: lint, types, tests on both profiles.
+#
+#   ./scripts/test.sh [pytest args...]
+#
+# Installs (as root, via apt) the services the tests start themselves: InfluxDB, snmpd and
+# Chromium. PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) must already be running.
+# A test whose service is missing fails loudly here (VIGIL_TEST_REQUIRE_SERVICES=1); a bare
+# `pytest` skips it instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+need_apt=()
+command -v influxd >/dev/null || need_apt+=(influxdb)
+[ -x /usr/sbin/snmpd ] || command -v snmpd >/dev/null || need_apt+=(snmpd)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]} (Debian packages)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null || {
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null; }
+  # The Debian packages may start their own daemons on the default ports; the tests start
+  # their own instances on free loopback ports, so stop the stock ones.
+  pkill -x snmpd 2>/dev/null || true
+  pkill -x influxd 2>/dev/null || true
+fi
+
+./scripts/setup.sh dev
+
+log "ruff"
+.venv/bin/ruff check src tests bench scripts
+log "mypy"
+.venv/bin/mypy
+log "pytest (both profiles)"
+export VIGIL_TEST_REQUIRE_SERVICES=1
+exec .venv/bin/pytest -q "$@"
