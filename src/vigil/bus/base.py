@@ -12,13 +12,18 @@ interchangeable:
 - A message delivered more than ``max_deliveries`` times goes to the dead-letter topic, where
   the API can list it and replay it to its original topic.
 - Broadcast channels (Pub/Sub) carry live updates to every subscriber; they are not durable.
+
+Message ids look like Redis stream ids (``<ms>-<seq>``) and increase within a topic. The
+dead-letter topic is reserved: it is read through ``list_dead_letters``/``replay_dead_letter``,
+not published to or consumed from.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 DEAD_LETTER_TOPIC = "deadletter"
 
@@ -73,9 +78,31 @@ class GroupStats:
 class BusOptions:
     visibility_timeout_ms: int = 30_000
     max_deliveries: int = 5
-    max_backlog: int = 1_000_000  # per topic; publish raises BusSaturated above it
-    stream_maxlen: int | None = None  # trim acked history beyond this many entries (Redis)
+    # Per topic: a publish that would take the backlog (lag + pending of the slowest group, or
+    # the topic length when it has no group) above this raises BusSaturated instead.
+    max_backlog: int = 1_000_000
+    # Redis: approximate MAXLEN on XADD, so the stream keeps about this many entries. The
+    # memory bus never keeps history: an entry goes once every group of its topic has acked it.
+    stream_maxlen: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class Subscription(Protocol):
+    """Broadcasts on some channels, from the moment the subscription is active: on entering
+    ``async with`` (which unsubscribes on exit), or on the first ``__anext__`` when iterated
+    without it. Not durable: a subscriber that falls far behind loses the oldest broadcasts."""
+
+    def __aiter__(self) -> Self: ...
+
+    async def __anext__(self) -> tuple[str, bytes]: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable
@@ -94,14 +121,16 @@ class Bus(Protocol):
     async def publish_many(self, topic: str, payloads: Sequence[bytes]) -> list[str]: ...
 
     async def ensure_group(self, topic: str, group: str) -> None:
-        """Create the group if missing; a new group starts at the beginning of the topic."""
+        """Create the group if missing; a new group starts at the oldest entry the topic
+        still holds."""
 
     async def consume(
         self, topic: str, group: str, consumer: str, count: int = 100, block_ms: int = 1000
     ) -> list[Message]:
-        """Messages for this consumer: expired pending ones first (claimed from whoever held
-        them), then new ones. Blocks up to ``block_ms`` when there is nothing. Messages past
-        ``max_deliveries`` are moved to the dead-letter topic instead of being returned."""
+        """Messages for this consumer: expired pending ones (claimed from whoever held them)
+        when there are any, otherwise new ones. Blocks up to ``block_ms`` when there is nothing.
+        Messages past ``max_deliveries`` are moved to the dead-letter topic instead of being
+        returned. Creates the group when missing."""
 
     async def ack(self, topic: str, group: str, ids: Sequence[str]) -> None: ...
 
@@ -110,15 +139,22 @@ class Bus(Protocol):
     ) -> None:
         """Give up on a message now (poison input): ack it and store it as a dead letter."""
 
-    async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+    async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters, oldest first."""
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None: ...
+
+    async def dead_letter_count(self) -> int: ...
 
     async def replay_dead_letter(self, dead_letter_id: str) -> str:
         """Publish the dead letter again to its original topic and remove it; returns the
         new message id. Raises KeyError when it does not exist."""
 
-    async def group_stats(self, topic: str, group: str) -> GroupStats: ...
+    async def group_stats(self, topic: str, group: str) -> GroupStats:
+        """Raises KeyError when the group does not exist."""
 
     async def broadcast(self, channel: str, payload: bytes) -> None: ...
 
-    def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield (channel, payload) for every broadcast on these channels from now on."""
+    def subscribe(self, *channels: str) -> Subscription:
+        """(channel, payload) for every broadcast on these channels once the subscription is
+        active; see Subscription."""
