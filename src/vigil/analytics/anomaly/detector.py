@@ -66,11 +66,11 @@ class DetectorConfig:
     z_threshold: float = 4.0
     iqr_k: float = 3.0
     quantile_rate: float = 0.05  # step of the streaming quartiles, in scales
-    cusum_k: float = 0.5
-    cusum_h: float = 10.0
+    cusum_k: float = 0.75
+    cusum_h: float = 12.0
     trend_fast: float = 0.02
     trend_slow: float = 0.002
-    trend_threshold: float = 4.0
+    trend_threshold: float = 6.0
     min_agreement: int = 2
     strong_evidence: float = 1.5
     warmup_points: int = 100
@@ -163,8 +163,11 @@ class BatchResult:
     _SUR_MEAN,
     _SUR_VAR,
     _PEAK,
+    _LDS,
+    _LWS,
+    _MODE,
     _NSTATE,
-) = range(24)
+) = range(27)
 
 _MAGIC = b"VGA1"
 _HEADER = struct.Struct("<4sHHH")
@@ -203,15 +206,7 @@ class UnivariateDetector:
         return ("none", "daily", "weekly")[self._season_choice()]
 
     def _season_choice(self) -> int:
-        s = self._state
-        elapsed = s[_T_LAST] - s[_T_FIRST]
-        margin = self._config.season_margin
-        choice = 0
-        if elapsed >= 1.5 * _DAY and s[_ED] < margin * s[_EF]:
-            choice = 1
-        if elapsed >= 8 * _DAY and s[_EW] < margin * (s[_ED] if choice else s[_EF]):
-            choice = 2
-        return choice
+        return int(self._state[_MODE])
 
     def update(self, t: float, x: float) -> DetectionResult:
         """Score one point and learn from it."""
@@ -310,7 +305,7 @@ def _run(
     ) = params
     (
         n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale,
-        lslow, spread, sur, sur_mean, sur_var, peak,
+        lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode,
     ) = state[:_NSTATE]  # fmt: skip
     k2 = score_scale * score_scale
     out_onset: list[float] = []
@@ -339,7 +334,7 @@ def _run(
         n += 1.0
         if n == 1.0:
             t_first = t_last = t
-            lf = ld = lw = tf = ts = lslow = x
+            lf = ld = lw = lds = lws = tf = ts = lslow = x
             out_score.append(0.0)
             out_onset.append(0.0)
             out_flag.append(False)
@@ -381,11 +376,19 @@ def _run(
         r_f = x - lf
         r_d = x - ld - s_d
         r_w = x - lw - s_w
-        choice = 0
-        if elapsed >= 1.5 * _DAY and ed < season_margin * ef:
-            choice = 1
-        if elapsed >= 8.0 * _DAY and ew < season_margin * (ed if choice else ef):
-            choice = 2
+        # seasonality is adopted when it clearly beats the simpler model and dropped only when
+        # it stops helping at all, so the choice does not flap
+        if mode == 0.0:
+            if elapsed >= 1.5 * _DAY and ed < season_margin * ef:
+                mode = 1.0
+        elif mode == 1.0:
+            if ed >= 0.95 * ef:
+                mode = 0.0
+            elif elapsed >= 8.0 * _DAY and ew < season_margin * ed:
+                mode = 2.0
+        elif ew >= 0.95 * ed:
+            mode = 1.0
+        choice = int(mode)
         if choice == 0:
             r, err, season = r_f, ef, 0.0
         elif choice == 1:
@@ -428,8 +431,8 @@ def _run(
         if shift:
             fired |= _SHIFT
         y = x - season
-        tf += trend_fast * (y - tf)
-        ts += trend_slow * (y - ts)
+        tf += (y - tf) * (trend_fast if trend_fast * n > 1.0 else 1.0 / n)
+        ts += (y - ts) * (trend_slow if trend_slow * n > 1.0 else 1.0 / n)
         d = abs(tf - ts)
         e_trend = d / (trend_thr * tscale) if tscale > 0.0 else 0.0
         if e_trend >= 1.0 and n > 4.0 / trend_slow:
@@ -446,7 +449,9 @@ def _run(
         if e_trend > e_max:
             e_max = e_trend
         agreeing = (fired & 1) + (fired >> 1 & 1) + (fired >> 2 & 1) + (fired >> 3 & 1)
-        anomalous = warm and (agreeing >= min_agreement or e_max >= strong)
+        # point tests need agreement (or strong evidence); the accumulating tests already
+        # demand persistence, so they count on their own
+        anomalous = warm and (agreeing >= min_agreement or e_max >= strong or fired & (_SHIFT | _TREND) != 0)
 
         # --- calibrated score: how unusual the recent surprise is *for this series* ---
         a = math.log1p(abs(z))
@@ -491,34 +496,63 @@ def _run(
         ld += rate * cd
         a = abs(r_d)
         ed += e_rate * ((a if early or a < clip * ed else clip * ed) - ed)
-        b = dt_h * (season_rate if season_rate * (elapsed / _DAY + 1.0) > 1.0 else 1.0 / (elapsed / _DAY + 1.0))
-        daily[i0] += b * (1.0 - f) * cd
-        daily[i1] += b * f * cd
+        # profiles learn against a slow (about one day) de-seasonalised level: against the fast
+        # level they would only learn the part of the cycle the level cannot follow
+        slow = dt_h / 24.0
+        # the cycle itself is many one-step errors wide: clip profile updates on the spread
+        lim = clip * (spread if spread > ed else ed)
+        r_ds = x - lds - s_d
+        c = r_ds if early or -lim <= r_ds <= lim else (lim if r_ds > 0 else -lim)
+        lds += slow * c
+        # a bin gets about 1/dt_h points a day, so b/dt_h is the share relearnt per day; the
+        # first days use a running mean over days (2/days) so the profile is usable after one
+        days = elapsed / _DAY + 1.0
+        b = dt_h * (season_rate if season_rate * days > 2.0 else 2.0 / days)
+        if b > 0.5:
+            b = 0.5
+        daily[i0] += b * (1.0 - f) * c
+        daily[i1] += b * f * c
         lim = clip * ew if ew > floor else clip * floor
         cw = r_w if early or -lim <= r_w <= lim else (lim if r_w > 0 else -lim)
         lw += rate * cw
         a = abs(r_w)
         ew += e_rate * ((a if early or a < clip * ew else clip * ew) - ew)
+        lim = clip * (spread if spread > ew else ew)
+        r_ws = x - lws - s_w
+        c = r_ws if early or -lim <= r_ws <= lim else (lim if r_ws > 0 else -lim)
+        lws += slow * c
         weeks = elapsed / _WEEK + 1.0
-        b = dt_h * (season_rate if season_rate * weeks > 1.0 else 1.0 / weeks)
-        weekly[j0] += b * (1.0 - g) * cw
-        weekly[j1] += b * g * cw
+        b = dt_h * (season_rate if season_rate * weeks > 2.0 else 2.0 / weeks)
+        if b > 0.5:
+            b = 0.5
+        weekly[j0] += b * (1.0 - g) * c
+        weekly[j1] += b * g * c
 
         step = q_rate * sigma
         q25 += step * (0.25 if r > q25 else -0.75)
         q75 += step * (0.75 if r > q75 else -0.25)
         rr += 0.2 * (r - rr)
+        # long-run spread of the raw values: the floor under every scale (sparse and step-like
+        # series have near-zero one-step errors most of the time)
         a = abs(x - lslow)
-        spread += e_rate * 0.1 * ((a if spread == 0.0 or a < 10.0 * spread else 10.0 * spread) - spread)
-        lslow += e_rate * 0.1 * (x - lslow)
+        s_rate = 0.1 * scale_rate if 0.1 * scale_rate * n > 1.0 else 1.0 / n
+        spread += s_rate * ((a if early or a < 10.0 * spread else 10.0 * spread) - spread)
+        lslow += s_rate * (x - lslow)
         dd = tf - ts
         a = abs(dd)
-        tscale += trend_slow * ((a if tscale == 0.0 or a < 3.0 * tscale else 3.0 * tscale) - tscale)
+        # the typical size of the fast-slow gap, learnt over a horizon several times longer
+        # than the slow EWMA, so that a real trend stands out for long enough to be seen
+        if trend_slow * n < 1.0:
+            tscale += (a - tscale) / n
+        else:
+            tscale += 0.2 * trend_slow * ((a if a < 2.0 * tscale else 2.0 * tscale) - tscale)
         if shift:
             # a new level: adopt it now instead of alerting until the EWMAs catch up
             lf += rr
             ld += rr
             lw += rr
+            # lds/lws (the profiles' references) are left alone: while seasonality is still
+            # unknown a cycle looks like a run of shifts and must not be learnt as such
             tf = ts = y + rr - r
             cp = cn = 0.0
             rr = 0.0
@@ -527,7 +561,7 @@ def _run(
         "d",
         (
             n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale,
-            lslow, spread, sur, sur_mean, sur_var, peak,
+            lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode,
         ),  # fmt: skip
     )
     return out_onset, out_score, out_flag, out_exp, out_lo, out_hi, out_fired, out_ev
