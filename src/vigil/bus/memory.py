@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections import deque
@@ -148,6 +150,10 @@ _STATEMENTS = {
 Op = tuple[str, tuple[Any, ...]]
 
 
+class JournalInUse(Exception):
+    pass
+
+
 @dataclass
 class _Snapshot:
     messages: list[tuple[str, int, str, bytes]]
@@ -168,6 +174,7 @@ class _Journal:
         self._on_commit = on_commit
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-bus-journal")
         self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._work = asyncio.Event()
@@ -184,6 +191,14 @@ class _Journal:
 
     def _open_sync(self) -> _Snapshot:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Two processes sharing a journal would each deliver and trim the other's messages.
+        lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise JournalInUse(f"bus journal {self.path} is in use by another process") from None
+        self._lock_fd = lock_fd
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -277,6 +292,9 @@ class _Journal:
         if self._conn is not None:
             await loop.run_in_executor(self._executor, self._conn.close)
             self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
         self._executor.shutdown(wait=True)
 
 
@@ -367,7 +385,11 @@ class MemoryBus:
             )
             try:
                 snapshot = await self._journal.open()
-            except sqlite3.Error as exc:
+            except JournalInUse as exc:
+                await self._journal.close()
+                raise BusUnavailable(str(exc)) from exc
+            except (sqlite3.Error, OSError) as exc:
+                await self._journal.close()
                 raise BusUnavailable(f"cannot open bus journal {self.journal_path}: {exc}") from exc
             self._restore(snapshot)
         self._started = True

@@ -61,6 +61,21 @@ return id
 """
 
 
+# Ack a pending message and add it to the dead letters, atomically, and only if it was still
+# pending: a message acked (or buried) meanwhile is not buried again. KEYS: topic stream,
+# dead-letter stream. ARGV: group, message id, maxlen, then the dead letter's field/value pairs.
+_BURY = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+local args = {KEYS[2]}
+if ARGV[3] ~= '' then
+  table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, ARGV[3])
+end
+table.insert(args, '*')
+for i = 4, #ARGV do table.insert(args, ARGV[i]) end
+return redis.call('XADD', unpack(args))
+"""
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, fit for error messages."""
     parts = urlsplit(url)
@@ -166,6 +181,7 @@ class RedisBus:
         self._claim_cursor: dict[tuple[str, str], bytes] = {}
         self._subscriptions: set[RedisSubscription] = set()
         self._replay: Any = None
+        self._bury_script: Any = None
 
     # keys and plumbing
 
@@ -213,6 +229,7 @@ class RedisBus:
                 health_check_interval=30,
             )
             self._replay = self._redis.register_script(_REPLAY)
+            self._bury_script = self._redis.register_script(_BURY)
         await self.ping()
 
     async def close(self) -> None:
@@ -386,8 +403,10 @@ class RedisBus:
         messages: list[Message] = []
         exhausted: list[tuple[bytes, bytes, int]] = []
         for (message_id, fields), detail in zip(entries, details, strict=True):
+            if not detail:  # its first holder acked it after all, just now
+                continue
             # XAUTOCLAIM already counted this delivery.
-            deliveries = int(detail[0]["times_delivered"]) if detail else 1
+            deliveries = int(detail[0]["times_delivered"])
             if deliveries > self.options.max_deliveries:
                 exhausted.append((message_id, fields[PAYLOAD], deliveries - 1))
             else:
@@ -400,21 +419,22 @@ class RedisBus:
     async def _bury(
         self, topic: str, group: str, message_id: bytes | str, payload: bytes, deliveries: int, reason: str
     ) -> None:
-        redis = self._client()
-        fields: dict[bytes, bytes | str | int] = {
-            PAYLOAD: payload,
-            b"topic": topic,
-            b"group": group,
-            b"reason": reason,
-            b"deliveries": deliveries,
-            b"dead_at_ms": int(time.time() * 1000),
-            b"message_id": message_id,
-        }
+        self._client()
+        fields: list[bytes | str | int] = [
+            PAYLOAD, payload,
+            b"topic", topic,
+            b"group", group,
+            b"reason", reason,
+            b"deliveries", deliveries,
+            b"dead_at_ms", int(time.time() * 1000),
+            b"message_id", message_id,
+        ]
+        maxlen = self.options.stream_maxlen
         with self._errors():
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(self._dead_key, fields, maxlen=self.options.stream_maxlen, approximate=True)
-                pipe.xack(self._stream_key(topic), group, message_id)
-                await pipe.execute()
+            await self._bury_script(
+                keys=[self._stream_key(topic), self._dead_key],
+                args=[group, message_id, "" if maxlen is None else maxlen, *fields],
+            )
 
     async def ack(self, topic: str, group: str, ids: Sequence[str]) -> None:
         if not ids:

@@ -302,3 +302,14 @@ async def test_concurrent_replays_of_one_dead_letter_publish_it_once(bus: Bus) -
     assert sum(isinstance(o, str) for o in outcomes) == 1
     assert sum(isinstance(o, KeyError) for o in outcomes) == 2
     assert payloads(await bus.consume("events", "stage", "c1", block_ms=100)) == [b"poison"]
+
+
+async def test_dead_lettering_an_acked_message_does_nothing(bus: Bus) -> None:
+    await bus.ensure_group("events", "stage")
+    await bus.publish("events", b"fine")
+    [message] = await bus.consume("events", "stage", "c1", block_ms=100)
+    await bus.ack("events", "stage", [message.id])
+
+    await bus.dead_letter(message, "stage", "too late")
+
+    assert await bus.dead_letter_count() == 0

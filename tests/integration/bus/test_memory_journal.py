@@ -9,9 +9,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
 from tests.integration.bus.helpers import VISIBILITY_MS
 
-from vigil.bus.base import BusOptions, Message
+from vigil.bus.base import BusOptions, BusUnavailable, Message
 from vigil.bus.memory import MemoryBus, parse_id
 
 PUBLISHER = Path(__file__).with_name("journal_publisher.py")
@@ -155,3 +156,12 @@ async def test_sigkilled_publisher_loses_nothing_it_confirmed(tmp_path: Path) ->
 
     assert len(recovered) == len(set(recovered))
     assert confirmed <= set(recovered)
+
+
+async def test_a_journal_serves_one_bus_at_a_time(tmp_path: Path) -> None:
+    journal = tmp_path / "bus.sqlite"
+    bus = await open_bus(journal)
+    with pytest.raises(BusUnavailable, match="in use"):
+        await open_bus(journal)
+    await bus.close()
+    await (await open_bus(journal)).close()
