@@ -2,7 +2,8 @@
 
 Each column is one metric (CPU, memory, disk I/O, ...); each row one time step. Columns are
 robustly standardised (median / IQR of the training matrix) so no metric dominates by its
-unit. The pipeline refits the model on the host's recent history on its own schedule and
+unit. The score is the forest's (it catches unusual *combinations*), raised for values beyond
+anything in the training data, which a forest alone ranks poorly. The pipeline refits the model on the host's recent history on its own schedule and
 scores each new row with ``score``.
 """
 
@@ -42,6 +43,7 @@ class HostModel:
         self._center = np.zeros(len(self.metric_names))
         self._spread = np.ones(len(self.metric_names))
         self._threshold = 1.0
+        self._max_abs_z = np.ones(len(self.metric_names))
 
     @property
     def is_fitted(self) -> bool:
@@ -66,6 +68,7 @@ class HostModel:
             random_state=self.random_state,
         )
         standard = self._standardise(data)
+        self._max_abs_z = np.maximum(np.abs(standard).max(axis=0), 1.0)
         forest.fit(standard)
         train_scores = -forest.score_samples(standard)
         self._threshold = float(np.quantile(train_scores, 1.0 - self.contamination))
@@ -80,7 +83,14 @@ class HostModel:
         if self._forest is None:
             raise RuntimeError("fit the model before scoring")
         data = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
-        return -self._forest.score_samples(self._standardise(data))
+        standard = self._standardise(data)
+        forest_score = -self._forest.score_samples(standard)
+        # The forest's splits are drawn inside the training range, so it cannot tell "just past
+        # the largest value seen" from "ten times past it". Values beyond every training value
+        # of a metric are scored by how far beyond they are: 0.5 at the edge, 0.75 at twice.
+        beyond = (np.abs(standard) / self._max_abs_z).max(axis=1)
+        beyond_score = np.where(beyond > 1.0, 1.0 - 0.5 / np.maximum(beyond, 1.0), 0.0)
+        return np.maximum(forest_score, beyond_score)
 
     def score(self, vector: Sequence[float] | npt.ArrayLike) -> MultivariateResult:
         """Score one row of current values."""
