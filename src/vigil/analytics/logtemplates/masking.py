@@ -98,10 +98,9 @@ _KEY_VALUE = re.compile(r"^([^=\s]*[A-Za-z][^=\s]*=)(.+)$")
 
 
 _DIGIT_RUN = re.compile(r"\d+")
-_SHAPE = str.maketrans("123456789", "000000000")
+_SHAPE = bytes.maketrans(b"123456789", b"000000000")
 # Cheap guard for the whole-line timestamp patterns: they all contain "d:dd:dd".
 _CLOCK_RE = re.compile(r"\d:\d\d:\d\d")
-_TOKEN_RE = re.compile(r"\S+")
 _PLACEHOLDER_RUN = re.compile(_PLACEHOLDER + "+")
 _WILDCARD_UNIT = WILDCARD + " "
 _BARE_WILDCARD = (_WILDCARD_UNIT,)
@@ -152,9 +151,9 @@ class Masker:
         self._token_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _TOKEN_PATTERNS))
         self._cache_size = cache_size
         self._tokens: dict[str, _TokenEntry] = {}
-        self._shapes: dict[str, list[Span]] = {}
-        self._shaped: dict[str, _TokenEntry] = {}
-        self._plans: dict[str, _Plan] = {}
+        self._shapes: dict[bytes, list[Span]] = {}
+        self._shaped: dict[bytes, _TokenEntry] = {}
+        self._plans: dict[bytes, _Plan] = {}
 
     @property
     def extra_patterns(self) -> tuple[MaskPattern, ...]:
@@ -165,7 +164,7 @@ class Masker:
         if self._user_re is not None:
             # User patterns may care about exact digits, so they run before the shape is taken.
             work = self._user_re.sub(_blank, message)
-        shape = work.translate(_SHAPE)
+        shape = work.encode("utf-8", "surrogatepass").translate(_SHAPE)
         plan = self._plans.get(shape)
         if plan is not None:
             units, keys, spans, constants = plan
@@ -184,64 +183,66 @@ class Masker:
         units: list[str] = []
         keys: list[str] = []
         spans: list[Span] = []
-        tokens = self._tokens
-        # Folding "0 bytes", "<1 sec" and "6147 bytes (6.00 KB)" into one variable: the state is
-        # (what was just seen, index of the number's unit, index of its span).
-        state: tuple[str, int, int] | None = None
-        for match in _TOKEN_RE.finditer(work):
-            token = match.group()
-            offset = match.start()
-            entry = tokens.get(token)
-            if entry is None:
-                entry = self._cached_entry(token)
-            if state is not None and entry[3]:
-                seen, unit_index, span_index = state
-                if seen == "number" or (seen == "echo" and token.endswith(")")):
-                    spans[span_index] = (spans[span_index][0], match.end())
-                    del units[unit_index + 1 :], keys[unit_index + 1 :], spans[span_index + 1 :]
-                    state = ("folded", unit_index, span_index) if seen == "number" else None
-                    continue
-            if state is not None and state[0] == "folded" and entry[0] == _OPEN_WILDCARD:
-                state = ("echo", state[1], state[2])
-            elif entry[0] == _BARE_WILDCARD and entry[2] == ((0, len(token)),):
-                state = ("number", len(units), len(spans))
-            else:
-                state = None
-            units += entry[0]
+        cached = self._tokens.get
+        position = 0
+        # Folding "0 bytes", "<1 sec" and "6147 bytes (6.00 KB)" into one variable: token
+        # indexes of the last bare number, of a number that took its unit, and of a "(<*>" after it.
+        bare = folded = echo = -2
+        number_units = number_spans = 0
+        for index, token in enumerate(work.split()):
+            start = work.find(token, position)
+            position = start + len(token)
+            entry = cached(token) or self._cached_entry(token)
+            token_units = entry[0]
+            if entry[3] and (bare == index - 1 or (echo == index - 1 and token[-1] == ")")):
+                spans[number_spans] = (spans[number_spans][0], position)
+                del units[number_units + 1 :], keys[number_units + 1 :], spans[number_spans + 1 :]
+                if bare == index - 1:
+                    folded = index
+                continue
+            if token_units is _BARE_WILDCARD:
+                bare = index
+                number_units = len(units)
+                number_spans = len(spans)
+            elif token_units is _OPEN_WILDCARD and folded == index - 1:
+                echo = index
+            units += token_units
             keys += entry[1]
-            for start, end in entry[2]:
-                spans.append((offset + start, offset + end))
+            if entry[2]:
+                for a, b in entry[2]:
+                    spans.append((start + a, start + b))
         if units:
             units[-1] = units[-1][:-1]
             keys[-1] = keys[-1][:-1]
         return units, keys, spans
 
     def _cached_entry(self, token: str) -> _TokenEntry:
-        shape = token.translate(_SHAPE)
-        if shape != token:
-            entry = self._shaped.get(shape)
-            if entry is not None:
-                return entry
+        shape = token.encode("utf-8", "surrogatepass").translate(_SHAPE)
+        entry = self._shaped.get(shape)
+        if entry is not None:
+            return entry
         entry = self._token_entry(token)
-        if shape != token and entry[2] and not _DIGIT.search("".join(entry[0])):
+        if entry[2] and not _DIGIT.search("".join(entry[0])):
             # Variables with no digit left around them ("blk_<*>", "<*>:"): every token of this
             # digit shape masks the same way, so remember the shape rather than the one-off token.
-            cache = self._shaped
-            key = shape
+            if len(self._shaped) >= self._cache_size:
+                self._shaped.clear()
+            self._shaped[shape] = entry
         elif not entry[2]:
-            cache = self._tokens
-            key = token
-        else:
-            return entry
-        if len(cache) >= self._cache_size:
-            cache.clear()
-        cache[key] = entry
+            if len(self._tokens) >= self._cache_size:
+                self._tokens.clear()
+            self._tokens[token] = entry
         return entry
 
     def _token_entry(self, token: str) -> _TokenEntry:
         token_units, spans = self._mask_token(token)
         units = (*token_units[:-1], token_units[-1] + " ")
-        keys = tuple(_soft_key(u) for u in units)
+        # Shared tuples let the token loop recognise a bare number or "(<*>" by identity.
+        if units == _BARE_WILDCARD:
+            units = _BARE_WILDCARD
+        elif units == _OPEN_WILDCARD:
+            units = _OPEN_WILDCARD
+        keys = units if not _DIGIT.search("".join(units)) else tuple(_soft_key(u) for u in units)
         return units, keys, tuple(spans), token.rstrip(")").lower() in _UNIT_WORDS
 
     def _mask_token(self, token: str) -> tuple[tuple[str, ...], list[Span]]:
@@ -257,10 +258,11 @@ class Masker:
             spans += [m.span() for m in _PLACEHOLDER_RUN.finditer(token)]
             spans = _union(spans)
         else:
-            shape = token.translate(_SHAPE)
+            shape = token.encode("utf-8", "surrogatepass").translate(_SHAPE)
             cached = self._shapes.get(shape)
             if cached is None:
-                cached = self._find_spans(shape)
+                # Same spans for every token of this digit shape: scan the shape itself.
+                cached = self._find_spans(shape.decode("utf-8", "surrogatepass"))
                 if len(self._shapes) >= self._cache_size:
                     self._shapes.clear()
                 self._shapes[shape] = cached
