@@ -12,7 +12,11 @@ LOGS = "ingest.logs"  # batches of log records
 ERRORS = "ingest.errors"  # application error events (Sentry)
 EXTERNAL_ALERTS = "ingest.alerts"  # alerts raised elsewhere (Alertmanager, device health...)
 FINDINGS = "findings"  # anomalies, predictions, log signals -> correlation
-ALERT_CHANGES = "alerts.changed"  # alert/incident lifecycle -> enrichment, notifications
+# Alert/incident lifecycle -> enrichment (RCA), notifications. Payload (codec JSON):
+# {"type": "alert.created" | "alert.updated" | "alert.resolved" | "incident.created" |
+#  "incident.updated" | "incident.resolved", "alert_id": int | None, "incident_id": int | None,
+#  "time_ns": int}
+ALERT_CHANGES = "alerts.changed"
 
 # Broadcast channels (Pub/Sub, not durable): live updates for the API's WebSockets.
 LIVE_ALERTS = "live.alerts"
