@@ -22,7 +22,7 @@ import csv
 import re
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,7 +274,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     for parser in PARSERS:
         for column in ("GA", "PA", "FGA", "FTA", "lines/s"):
             table.add_column(f"{parser}\n{column}", justify="right")
-    systems = list(report["vigil"]["systems"]) + ["average"]
+    systems = [*report["vigil"]["systems"], "average"]
     for system in systems:
         row = [system]
         for parser in PARSERS:
@@ -319,11 +319,6 @@ def main(
         print_json(report)
     else:
         render(report, Console())
-
-
-def counts(values: Sequence[Hashable]) -> Counter[Hashable]:
-    """Helper for ad-hoc analysis: how many lines per label."""
-    return Counter(values)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -98,6 +98,10 @@ _KEY_VALUE = re.compile(r"^([^=\s]*[A-Za-z][^=\s]*=)(.+)$")
 
 
 _DIGIT_RUN = re.compile(r"\d+")
+_SIMPLE_NUMBER = re.compile(
+    r"[(\[{]?(?P<value>[-+]?(?:0[xX][0-9a-fA-F]+|\d[0-9a-fA-F]*(?:\.\d+)?))[)\]},;:.]*"
+)
+_SIMPLE_PATH = re.compile(r"[(\[{'\"]?(?P<value>/[A-Za-z_][\w.\-*@+%~$]*(?:/[\w.\-*@+%~$]*)+)[)\]},;:'\"]*")
 _SHAPE = bytes.maketrans(b"123456789", b"000000000")
 # Cheap guard for the whole-line timestamp patterns: they all contain "d:dd:dd".
 _CLOCK_RE = re.compile(r"\d:\d\d:\d\d")
@@ -194,12 +198,17 @@ class Masker:
             position = start + len(token)
             entry = cached(token) or self._cached_entry(token)
             token_units = entry[0]
-            if entry[3] and (bare == index - 1 or (echo == index - 1 and token[-1] == ")")):
-                spans[number_spans] = (spans[number_spans][0], position)
-                del units[number_units + 1 :], keys[number_units + 1 :], spans[number_spans + 1 :]
-                if bare == index - 1:
-                    folded = index
-                continue
+            if entry[3]:
+                word = token.rstrip(",;:.")
+                if bare == index - 1 or (echo == index - 1 and word[-1] == ")"):
+                    # Punctuation after the unit stays in the template: "<*>, got".
+                    trailing = token[len(word) :]
+                    spans[number_spans] = (spans[number_spans][0], position - len(trailing))
+                    del units[number_units + 1 :], keys[number_units + 1 :], spans[number_spans + 1 :]
+                    units[number_units] = keys[number_units] = WILDCARD + trailing + " "
+                    if bare == index - 1:
+                        folded = index
+                    continue
             if token_units is _BARE_WILDCARD:
                 bare = index
                 number_units = len(units)
@@ -243,7 +252,7 @@ class Masker:
         elif units == _OPEN_WILDCARD:
             units = _OPEN_WILDCARD
         keys = units if not _DIGIT.search("".join(units)) else tuple(_soft_key(u) for u in units)
-        return units, keys, tuple(spans), token.rstrip(")").lower() in _UNIT_WORDS
+        return units, keys, tuple(spans), token.rstrip(",;:.").rstrip(")").lower() in _UNIT_WORDS
 
     def _mask_token(self, token: str) -> tuple[tuple[str, ...], list[Span]]:
         """Mask one whitespace-free token: its units (without the trailing joiner) and spans."""
@@ -253,7 +262,14 @@ class Masker:
         has_placeholder = _PLACEHOLDER in token
         if not has_placeholder and not _MAYBE_VARIABLE.search(token):
             return _split_key_value(token), []
-        if has_placeholder:
+        simple = None
+        if not has_placeholder:
+            simple = _SIMPLE_NUMBER.fullmatch(token) or _SIMPLE_PATH.fullmatch(token)
+        if simple is not None:
+            # The common one-off shapes (0x1b70b860, 003a90fc, (35591533), /a/b/c:) match no other
+            # pattern first, so the general scan would find exactly this span.
+            spans = [simple.span("value")]
+        elif has_placeholder:
             spans = self._find_spans(token)
             spans += [m.span() for m in _PLACEHOLDER_RUN.finditer(token)]
             spans = _union(spans)

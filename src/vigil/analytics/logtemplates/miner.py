@@ -21,11 +21,9 @@ Everything is deterministic for a given input order, and a snapshot holds the wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
-
-import re
 
 from vigil.analytics.logtemplates.masking import SOFT_DIGITS, WILDCARD, Masked, Masker, MaskPattern
 
@@ -143,7 +141,8 @@ class TemplateMiner:
         self._leaves: dict[tuple[str, ...], int] = {}
         self._next_id = 1
         self._changed: set[int] = set()
-        self._message_cache: dict[str, tuple[Masked, _Template, int, tuple[str, ...]]] = {}
+        # message -> (template, its version then, parameters, masked message)
+        self._message_cache: dict[str, tuple[_Template, int, tuple[str, ...], Masked]] = {}
 
     # ----------------------------------------------------------------------------------- API
 
@@ -151,20 +150,32 @@ class TemplateMiner:
         """Learn from ``message`` and return its template (see :class:`Match`)."""
         cached = self._message_cache.get(message)
         if cached is not None:
-            masked, template, version, params = cached
-            if template.successor is None and template.version == version:
+            template, version, params, masked = cached
+            if template.version == version:
                 template.count += 1
                 return Match(template.template_id, template.text, params, "none")
         else:
             masked = self._masker.mask(message)
-        self._changed.clear()
         template_id = self._leaves.get(masked.key)
+        if template_id is not None:
+            template = self._templates[template_id]
+            if template.successor is None and not template.soft and not template.learned:
+                # The common case: a known message shape of a template that has no variables
+                # to learn from this line.
+                template.count += 1
+                self._remember(message, masked, template, masked.params)
+                return Match(template_id, template.text, masked.params, "none")
+        return self._add(message, masked, template_id)
+
+    def _add(self, message: str, masked: Masked, template_id: int | None) -> Match:
+        self._changed.clear()
         change: Change = "none"
         if template_id is None:
             found = self._lookup(masked.key)
             if found is None:
                 found = self._create(masked)
-                change = "new"
+                # A new template that merged straight into an older one changed that one.
+                change = "new" if found.template_id == self._next_id - 1 else "changed"
             self._leaves[masked.key] = found.template_id
             template_id = found.template_id
         template = self._resolve(template_id)
@@ -302,20 +313,29 @@ class TemplateMiner:
 
     def _register_siblings(self, template: _Template, allow_merge: bool) -> None:
         key = template.key
-        candidates = [i for i in range(1, len(key)) if _is_candidate(key[i])]
-        if not candidates:
+        classes = [_unit_class(unit) for unit in key]
+        anchors = [i for i, c in enumerate(classes) if c & _ANCHOR]
+        if not anchors:
             return
-        anchors = [i for i in range(len(key)) if _is_anchor(key[i])]
+        lone_anchor = anchors[0] if len(anchors) == 1 else -1
         trigger: tuple[Any, ...] | None = None
-        for position in candidates:
-            if not any(a != position for a in anchors):
+        threshold = self.config.variable_threshold
+        for position in range(1, len(key)):
+            if not classes[position] & _CANDIDATE or position == lone_anchor:
                 continue
-            sibling_key = (position, *key[:position], _wild(key[position]), *key[position + 1 :])
-            value = _content(key[position])
-            group = self._siblings.setdefault(sibling_key, {})
-            group.setdefault(value, set()).add(template.template_id)
+            unit = key[position]
+            sibling_key = (position, key[:position], key[position + 1 :], unit[-1] == " ")
+            value = _content(unit)
+            group = self._siblings.get(sibling_key)
+            if group is None:
+                group = self._siblings[sibling_key] = {}
+            members = group.get(value)
+            if members is None:
+                group[value] = {template.template_id}
+            else:
+                members.add(template.template_id)
             template.siblings.append((sibling_key, value))
-            if trigger is None and self._is_variable(group):
+            if trigger is None and len(group) > 1 and (len(group) >= threshold or self._is_variable(group)):
                 trigger = sibling_key
         if allow_merge and trigger is not None:
             self._learn(trigger)
@@ -401,6 +421,7 @@ class TemplateMiner:
             units[position] = prefix + key[position].replace(WILDCARD, WILDCARD + suffix, 1)
         for member in members[1:]:
             member.successor = survivor.template_id
+            member.version += 1
             survivor.count += member.count
             member.count = 0
         survivor.learned = learned
@@ -467,7 +488,7 @@ class TemplateMiner:
             return
         if len(self._message_cache) >= limit:
             self._message_cache.clear()
-        self._message_cache[message] = (masked, template, template.version, params)
+        self._message_cache[message] = (template, template.version, params, masked)
 
 
 def _content(unit: str) -> str:
@@ -482,14 +503,25 @@ _ALNUM = re.compile(r"[^\W_]")
 _ALPHA = re.compile(r"[^\W\d_]")
 
 
-def _is_candidate(unit: str) -> bool:
-    """A unit that may turn out to be a variable: anything but bare punctuation."""
-    return WILDCARD in unit or _ALNUM.search(unit) is not None
+_CANDIDATE = 1
+_ANCHOR = 2
+_UNIT_CLASSES: dict[str, int] = {}
 
 
-def _is_anchor(unit: str) -> bool:
-    """A unit that is certainly constant text: a word without any variable part."""
-    return WILDCARD not in unit and SOFT_DIGITS not in unit and _ALPHA.search(unit) is not None
+def _unit_class(unit: str) -> int:
+    """Bit flags: _CANDIDATE (may turn out to be a variable: anything but bare punctuation) and
+    _ANCHOR (certainly constant text: a word without any variable part)."""
+    flags = _UNIT_CLASSES.get(unit)
+    if flags is None:
+        flags = 0
+        if WILDCARD in unit or _ALNUM.search(unit) is not None:
+            flags |= _CANDIDATE
+        if WILDCARD not in unit and SOFT_DIGITS not in unit and _ALPHA.search(unit) is not None:
+            flags |= _ANCHOR
+        if len(_UNIT_CLASSES) > 100_000:
+            _UNIT_CLASSES.clear()
+        _UNIT_CLASSES[unit] = flags
+    return flags
 
 
 _NO_AFFIX = ("", "")
