@@ -14,6 +14,7 @@ to show what the RedisBus layer costs on top of the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -23,6 +24,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import typer
+from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
@@ -38,35 +40,38 @@ PHASES = ("publish", "publish_concurrent", "publish_many", "consume_ack")
 PEERS = ("memory", "memory_journal", "redis", "redis_raw")
 
 
-async def rate(count: int, work: Callable[[], Awaitable[Any]]) -> float:
+Work = Callable[[], Awaitable[None]]
+
+
+async def rate(count: int, work: Work) -> float:
     began = time.perf_counter()
     await work()
     return count / (time.perf_counter() - began)
 
 
-async def measure_bus(
-    bus: Bus, n: int, payload: bytes, batch: int, concurrency: int, transactions: dict[str, int]
-) -> dict[str, float]:
-    """Rates per phase; ``transactions`` receives the journal transactions each phase took."""
-    results: dict[str, float] = {}
+def shares(n: int, parts: int) -> list[int]:
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
-    async def sequential() -> None:
+
+def bus_phases(bus: Bus, n: int, payload: bytes, batch: int, concurrency: int) -> dict[str, Work]:
+    """The work of each phase through the Bus API (consume_ack drains what publish_many wrote)."""
+
+    async def publish() -> None:
         for _ in range(n):
             await bus.publish("seq", payload)
 
-    async def concurrent() -> None:
+    async def publish_concurrent() -> None:
         async def publisher(share: int) -> None:
             for _ in range(share):
                 await bus.publish("concurrent", payload)
 
-        shares = [n // concurrency + (1 if i < n % concurrency else 0) for i in range(concurrency)]
-        await asyncio.gather(*(publisher(s) for s in shares))
+        await asyncio.gather(*(publisher(share) for share in shares(n, concurrency)))
 
-    async def batched() -> None:
+    async def publish_many() -> None:
         for start in range(0, n, batch):
             await bus.publish_many("batched", [payload] * min(batch, n - start))
 
-    async def consume_all() -> None:
+    async def consume_ack() -> None:
         done = 0
         while done < n:
             messages = await bus.consume("batched", "bench", "c1", count=batch, block_ms=1000)
@@ -75,119 +80,102 @@ async def measure_bus(
             await bus.ack("batched", "bench", [m.id for m in messages])
             done += len(messages)
 
-    def journal_batches() -> int:
-        return bus.journal_batches if isinstance(bus, MemoryBus) else 0
-
-    await bus.ensure_group("batched", "bench")
-    for phase, work in zip(PHASES, (sequential, concurrent, batched, consume_all), strict=True):
-        before = journal_batches()
-        results[phase] = await rate(n, work)
-        transactions[phase] = journal_batches() - before
-    return results
+    return {"publish": publish, "publish_concurrent": publish_concurrent, "publish_many": publish_many,
+            "consume_ack": consume_ack}
 
 
-async def measure_raw_redis(
-    url: str, prefix: str, n: int, payload: bytes, batch: int, concurrency: int
-) -> dict[str, float]:
-    """The same work as measure_bus with bare redis-py calls (no saturation check, no claims)."""
-    from redis.asyncio import Redis
+def raw_redis_phases(
+    client: Any, prefix: str, n: int, payload: bytes, batch: int, concurrency: int
+) -> dict[str, Work]:
+    """The same work with bare redis-py commands (no saturation check, no reclaiming)."""
+    batched = f"{prefix}raw:batched"
 
-    # Same socket settings as RedisBus: redis-py's per-command cost depends on them.
-    client: Any = Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=SOCKET_TIMEOUT_S)
-    results: dict[str, float] = {}
-    seq_key, batched_key = f"{prefix}raw:seq", f"{prefix}raw:batched"
-
-    async def sequential() -> None:
+    async def publish() -> None:
         for _ in range(n):
-            await client.xadd(seq_key, {b"p": payload})
+            await client.xadd(f"{prefix}raw:seq", {b"p": payload})
 
-    async def concurrent() -> None:
+    async def publish_concurrent() -> None:
         async def publisher(share: int) -> None:
             for _ in range(share):
                 await client.xadd(f"{prefix}raw:concurrent", {b"p": payload})
 
-        shares = [n // concurrency + (1 if i < n % concurrency else 0) for i in range(concurrency)]
-        await asyncio.gather(*(publisher(s) for s in shares))
+        await asyncio.gather(*(publisher(share) for share in shares(n, concurrency)))
 
-    async def batched() -> None:
+    async def publish_many() -> None:
         for start in range(0, n, batch):
             async with client.pipeline(transaction=False) as pipe:
                 for _ in range(min(batch, n - start)):
-                    pipe.xadd(batched_key, {b"p": payload})
+                    pipe.xadd(batched, {b"p": payload})
                 await pipe.execute()
 
-    async def consume_all() -> None:
+    async def consume_ack() -> None:
         done = 0
         while done < n:
-            response = await client.xreadgroup("bench", "c1", {batched_key: ">"}, count=batch, block=1000)
+            response = await client.xreadgroup("bench", "c1", {batched: ">"}, count=batch, block=1000)
             ids = [message_id for _, entries in response for message_id, _ in entries]
-            await client.xack(batched_key, "bench", *ids)
+            await client.xack(batched, "bench", *ids)
             done += len(ids)
 
-    try:
-        await client.xgroup_create(batched_key, "bench", id="0", mkstream=True)
-        results["publish"] = await rate(n, sequential)
-        results["publish_concurrent"] = await rate(n, concurrent)
-        results["publish_many"] = await rate(n, batched)
-        results["consume_ack"] = await rate(n, consume_all)
-    finally:
-        await client.aclose()
-    return results
+    return {"publish": publish, "publish_concurrent": publish_concurrent, "publish_many": publish_many,
+            "consume_ack": consume_ack}
 
 
-async def delete_prefix(url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client: Any = Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+async def delete_prefix(client: Any, prefix: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
 
 
 async def one_round(
     n: int, payload: bytes, batch: int, concurrency: int, redis_url: str, notes: dict[str, str]
 ) -> dict[str, dict[str, float]]:
-    """Every bus once, each on fresh state (new journal file, new Redis keys)."""
+    """Every bus on fresh state (new journal file, new Redis keys). Phases are interleaved
+    across the buses, so a burst of load from elsewhere hits all of them alike."""
     # The limit is not what is measured here; durability is (journal sync FULL, the default).
     options = BusOptions(max_backlog=10 * n + 1000)
-    results: dict[str, dict[str, float]] = {}
+    prefix = f"vigilbench:{uuid.uuid4().hex[:10]}:"
+    async with contextlib.AsyncExitStack() as stack:
+        memory = MemoryBus(options)
+        journal_dir = stack.enter_context(TemporaryDirectory(prefix="vigil-bench-bus-"))
+        journaled = MemoryBus(options, journal_path=Path(journal_dir) / "bus.sqlite")
+        peers: dict[str, dict[str, Work]] = {}
+        for name, bus in (("memory", memory), ("memory_journal", journaled)):
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            await bus.ensure_group("batched", "bench")
+            peers[name] = bus_phases(bus, n, payload, batch, concurrency)
 
-    err.log("in-process bus, no journal")
-    memory = MemoryBus(options)
-    await memory.start()
-    results["memory"] = await measure_bus(memory, n, payload, batch, concurrency, {})
-    await memory.close()
+        redis = RedisBus(redis_url, options, prefix=prefix)
+        try:
+            await redis.start()
+        except Exception as exc:
+            err.log(f"[yellow]Redis at {redact_url(redis_url)} unavailable, skipped: {exc}")
+            notes["redis"] = f"unavailable: {exc}"
+        else:
+            stack.push_async_callback(redis.close)
+            # Same socket settings as RedisBus, so the difference is the RedisBus layer.
+            client: Any = Redis.from_url(
+                redis_url, socket_connect_timeout=5.0, socket_timeout=SOCKET_TIMEOUT_S
+            )
+            stack.push_async_callback(client.aclose)
+            stack.push_async_callback(delete_prefix, client, prefix)
+            await redis.ensure_group("batched", "bench")
+            await client.xgroup_create(f"{prefix}raw:batched", "bench", id="0", mkstream=True)
+            peers["redis"] = bus_phases(redis, n, payload, batch, concurrency)
+            peers["redis_raw"] = raw_redis_phases(client, prefix, n, payload, batch, concurrency)
 
-    with TemporaryDirectory(prefix="vigil-bench-bus-") as tmp:
-        err.log("in-process bus with its SQLite journal")
-        journaled = MemoryBus(options, journal_path=Path(tmp) / "bus.sqlite")
-        await journaled.start()
+        results: dict[str, dict[str, float]] = {name: {} for name in peers}
         transactions: dict[str, int] = {}
-        results["memory_journal"] = await measure_bus(journaled, n, payload, batch, concurrency, transactions)
+        for phase in PHASES:
+            err.log(f"{phase}: {', '.join(peers)}")
+            for name, phases in peers.items():
+                before = journaled.journal_batches
+                results[name][phase] = await rate(n, phases[phase])
+                if name == "memory_journal":
+                    transactions[phase] = journaled.journal_batches - before
         notes["memory_journal"] = "journal transactions per phase: " + ", ".join(
             f"{phase} {count}" for phase, count in transactions.items()
         )
-        await journaled.close()
-
-    prefix = f"vigilbench:{uuid.uuid4().hex[:10]}:"
-    redis = RedisBus(redis_url, options, prefix=prefix)
-    try:
-        await redis.start()
-    except Exception as exc:
-        err.log(f"[yellow]Redis at {redact_url(redis_url)} unavailable, skipped: {exc}")
-        notes["redis"] = f"unavailable: {exc}"
-        return results
-    try:
-        err.log(f"Redis Streams via RedisBus at {redact_url(redis_url)}")
-        results["redis"] = await measure_bus(redis, n, payload, batch, concurrency, {})
-        err.log("Redis Streams via bare redis-py")
-        results["redis_raw"] = await measure_raw_redis(redis_url, prefix, n, payload, batch, concurrency)
-    finally:
-        await redis.close()
-        await delete_prefix(redis_url, prefix)
     return results
 
 
