@@ -98,6 +98,8 @@ _KEY_VALUE = re.compile(r"^([^=\s]*[A-Za-z][^=\s]*=)(.+)$")
 
 
 _DIGIT_RUN = re.compile(r"\d+")
+# Building NamedTuples through tuple.__new__ skips their Python-level __new__ (a hot path).
+_new_tuple = tuple.__new__
 _SIMPLE_NUMBER = re.compile(
     r"[(\[{]?(?P<value>[-+]?(?:0[xX][0-9a-fA-F]+|\d[0-9a-fA-F]*(?:\.\d+)?))[)\]},;:.]*"
 )
@@ -173,7 +175,7 @@ class Masker:
         if plan is not None:
             units, keys, spans, constants = plan
             if not constants or all(message[a:b] == text for a, b, text in constants):
-                return Masked(units, keys, tuple([message[a:b] for a, b in spans]))
+                return _new_tuple(Masked, (units, keys, tuple([message[a:b] for a, b in spans])))
         if _CLOCK_RE.search(work):
             work = self._line_re.sub(_blank, work)
         units_list, keys_list, spans_list = self._mask_tokens(work)

@@ -29,6 +29,9 @@ from vigil.analytics.logtemplates.masking import SOFT_DIGITS, WILDCARD, Masked, 
 
 Change = Literal["new", "changed", "none"]
 
+# Building NamedTuples through tuple.__new__ skips their Python-level __new__ (a hot path).
+_new_tuple = tuple.__new__
+
 SNAPSHOT_VERSION = 1
 # Delimiters at which a learned variable may keep a common prefix or suffix ("node-<*>").
 _AFFIX_DELIMITERS = frozenset("-_.:=/#@([{<'\"")
@@ -43,7 +46,7 @@ class MinerConfig:
       applied before the built-in masking.
     - ``variable_threshold``: how many distinct word values one position must show across
       otherwise identical templates before it is treated as a variable.
-    - ``message_cache_size``: exact messages remembered to skip masking on repeats (0 disables).
+    - ``message_cache_size``: exact messages remembered to skip masking on repeats.
     """
 
     extra_masks: tuple[MaskPattern, ...] = ()
@@ -143,28 +146,33 @@ class TemplateMiner:
         self._changed: set[int] = set()
         # message -> (template, its version then, parameters, masked message)
         self._message_cache: dict[str, tuple[_Template, int, tuple[str, ...], Masked]] = {}
+        self._message_cache_size = max(self.config.message_cache_size, 1)
 
     # ----------------------------------------------------------------------------------- API
 
     def add(self, message: str) -> Match:
         """Learn from ``message`` and return its template (see :class:`Match`)."""
-        cached = self._message_cache.get(message)
+        cache = self._message_cache
+        cached = cache.get(message)
         if cached is not None:
             template, version, params, masked = cached
             if template.version == version:
                 template.count += 1
-                return Match(template.template_id, template.text, params, "none")
+                return _new_tuple(Match, (template.template_id, template.text, params, "none"))
         else:
             masked = self._masker.mask(message)
-        template_id = self._leaves.get(masked.key)
+        template_id = self._leaves.get(masked[1])
         if template_id is not None:
             template = self._templates[template_id]
             if template.successor is None and not template.soft and not template.learned:
                 # The common case: a known message shape of a template that has no variables
                 # to learn from this line.
                 template.count += 1
-                self._remember(message, masked, template, masked.params)
-                return Match(template_id, template.text, masked.params, "none")
+                params = masked[2]
+                if len(cache) >= self._message_cache_size:
+                    cache.clear()
+                cache[message] = (template, template.version, params, masked)
+                return _new_tuple(Match, (template_id, template.text, params, "none"))
         return self._add(message, masked, template_id)
 
     def _add(self, message: str, masked: Masked, template_id: int | None) -> Match:
