@@ -90,9 +90,11 @@ _MAYBE_VARIABLE = re.compile(r"[\d/@\\]|true|false|null|TRUE|FALSE|NULL|True|Fal
 # Abbreviated units that belong to the number before them ("0 bytes", "<1 sec", "12 ms").
 # Spelled-out units ("seconds") are kept: they read as prose and labellers keep them.
 _UNIT_WORDS = frozenset(
-    {"b", "bytes", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "ms", "sec", "secs", "s",
-     "us", "ns", "min", "mins"}
+    {"bytes", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "ms", "sec", "secs", "us", "ns",
+     "min", "mins"}
 )
+# Single letters are units only in their usual case ("5 B", "3 s"; not "5 b").
+_UNIT_LETTERS = frozenset({"B", "s"})
 _EMPTY_VALUES = frozenset({"()", "[]", "{}", "<>"})
 _KEY_VALUE = re.compile(r"^([^=\s]*[A-Za-z][^=\s]*=)(.+)$")
 
@@ -201,9 +203,11 @@ class Masker:
             entry = cached(token) or self._cached_entry(token)
             token_units = entry[0]
             if entry[3]:
-                word = token.rstrip(",;:.")
-                if bare == index - 1 or (echo == index - 1 and word[-1] == ")"):
-                    # Punctuation after the unit stays in the template: "<*>, got".
+                # Punctuation after the unit stays in the template ("<*>, got", "free <*>)"),
+                # except the ")" that closes an echo "(6.00 KB)".
+                closes_echo = echo == index - 1 and token.rstrip(",;:.")[-1] == ")"
+                word = token.rstrip(",;:.") if closes_echo else token.rstrip(",;:.)]}'\"")
+                if bare == index - 1 or closes_echo:
                     trailing = token[len(word) :]
                     spans[number_spans] = (spans[number_spans][0], position - len(trailing))
                     del units[number_units + 1 :], keys[number_units + 1 :], spans[number_spans + 1 :]
@@ -254,7 +258,8 @@ class Masker:
         elif units == _OPEN_WILDCARD:
             units = _OPEN_WILDCARD
         keys = units if not _DIGIT.search("".join(units)) else tuple(_soft_key(u) for u in units)
-        return units, keys, tuple(spans), token.rstrip(",;:.").rstrip(")").lower() in _UNIT_WORDS
+        word = token.rstrip(",;:.").rstrip(")")
+        return units, keys, tuple(spans), word in _UNIT_LETTERS or word.lower() in _UNIT_WORDS
 
     def _mask_token(self, token: str) -> tuple[tuple[str, ...], list[Span]]:
         """Mask one whitespace-free token: its units (without the trailing joiner) and spans."""

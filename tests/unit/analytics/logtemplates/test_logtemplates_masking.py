@@ -43,6 +43,8 @@ def masked(message: str, masker: Masker | None = None) -> tuple[str, tuple[str, 
          ("attempt_1445144423722_0020_m_000000_0",)),
         ("sent 781 bytes, got 6147 bytes (6.00 KB) in <1 sec", "sent <*>, got <*> in <*>",
          ("781 bytes", "6147 bytes (6.00 KB)", "<1 sec")),
+        ("memory (estimated size 384.0 B, free 317.5 KB)", "memory (estimated size <*>, free <*>)",
+         ("384.0 B", "317.5 KB")),
         ("enabled=true cache null", "enabled=<*> cache <*>", ("true", "null")),
         ("node node-129 v1.0.0 jetty-6.1.26", "node node-<*> <*> jetty-<*>", ("129", "v1.0.0", "6.1.26")),
         ("from 1.2.3.4 () at", "from <*> (<*>) at", ("1.2.3.4", "")),
@@ -101,6 +103,11 @@ def test_user_patterns_mask_before_the_builtins_and_may_span_spaces() -> None:
         "order <*> for <*> from <*>",
         ("ORD-AB 12", "tenant acme", "10.0.0.1"),
     )
+
+
+def test_user_pattern_values_and_builtin_values_keep_their_order() -> None:
+    masker = Masker([MaskPattern("x", r"\d+ weird")])
+    assert masked("a 12 weird 5 b", masker) == ("a <*> <*> b", ("12 weird", "5"))
 
 
 def test_user_patterns_through_the_miner_config() -> None:
