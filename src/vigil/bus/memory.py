@@ -424,6 +424,10 @@ class MemoryBus:
             )
             self._dead_ids = IdClock(dead_id)
         for topic in self._topics.values():
+            for group in topic.groups.values():
+                # Cursor updates are journaled lazily, but never behind a trim (acks follow
+                # deliveries); clamp anyway so a damaged journal cannot point below the head.
+                group.cursor = max(group.cursor, topic.head)
             self._trim(topic, journal=False)
 
     async def close(self) -> None:

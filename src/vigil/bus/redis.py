@@ -3,6 +3,10 @@
 Keys (all under ``prefix``): ``stream:<topic>`` per topic (payload in field ``p``),
 ``deadletters`` for dead letters (payload plus original topic, group, reason, deliveries),
 and Pub/Sub channels ``broadcast:<channel>``.
+
+The saturation check is per process: each publisher trusts a backlog measurement (XINFO
+GROUPS) for up to a second plus what it published itself since, so N API processes together
+may overshoot ``max_backlog`` by what the others publish in that second.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ PAYLOAD = b"p"
 MAX_BLOCK_MS = 2_000
 SOCKET_TIMEOUT_S = 10.0
 BACKLOG_CACHE_S = 1.0  # how long a measured backlog is trusted (plus what we published since)
-BACKLOG_RECHECK_S = 0.05  # a refusal is re-measured first unless measured this recently
 
 # Republish a dead letter to its topic and delete it, atomically, so two concurrent replays
 # cannot both succeed. KEYS: dead-letter stream, topic stream. ARGV: dead-letter id, maxlen.
@@ -171,6 +174,12 @@ class RedisSubscription:
 
 class RedisBus:
     def __init__(self, url: str, options: BusOptions, prefix: str = "vigil:") -> None:
+        if options.stream_maxlen is not None and options.max_backlog > options.stream_maxlen:
+            # Trimming drops the oldest entries whether processed or not: the backlog limit
+            # must stop publishers before unprocessed messages reach the trimmed end.
+            raise ValueError(
+                f"max_backlog ({options.max_backlog}) must not exceed stream_maxlen ({options.stream_maxlen})"
+            )
         self.url = url
         self.options = options
         self.prefix = prefix
@@ -252,17 +261,24 @@ class RedisBus:
         """Raise BusSaturated when ``count`` more messages would exceed ``max_backlog``.
 
         The backlog is measured at most every BACKLOG_CACHE_S; in between, this process's own
-        publishes are added to it, so the estimate only errs on the side of refusing."""
+        publishes are added to it. That estimate only errs upwards, so only a refusal needs a
+        fresh measurement (consumers may have caught up since)."""
         limit = self.options.max_backlog
-        now = time.monotonic()
         known = self._backlogs.get(topic)
-        if known is None or now - known.measured_at > BACKLOG_CACHE_S or (
-            known.backlog + count > limit and now - known.measured_at > BACKLOG_RECHECK_S
-        ):
-            known = self._backlogs[topic] = _Backlog(now, await self._measure_backlog(topic))
+        fresh = False
+        if known is None or time.monotonic() - known.measured_at > BACKLOG_CACHE_S:
+            known = await self._remeasure(topic)
+            fresh = True
+        if known.backlog + count > limit and not fresh:
+            known = await self._remeasure(topic)
         if known.backlog + count > limit:
             raise BusSaturated(topic, known.backlog, limit)
         known.backlog += count
+
+    async def _remeasure(self, topic: str) -> _Backlog:
+        measured_at = time.monotonic()
+        known = self._backlogs[topic] = _Backlog(measured_at, await self._measure_backlog(topic))
+        return known
 
     async def _measure_backlog(self, topic: str) -> int:
         key = self._stream_key(topic)

@@ -221,7 +221,6 @@ async def test_saturation_refuses_publishing_beyond_the_backlog_limit(make_bus: 
         await bus.publish("events", b"m")
 
     await bus.ack("events", "slow", [m.id for m in slow])
-    await asyncio.sleep(0.1)  # the Redis bus re-measures a refusal at most every 50 ms
     await bus.publish_many("events", [b"m", b"m"])
     with pytest.raises(BusSaturated):
         await bus.publish("events", b"m")

@@ -170,10 +170,14 @@ async def test_redis_going_away_mid_run_is_bus_unavailable(redis_url: str, redis
 
 
 async def test_keys_live_under_the_prefix_and_streams_are_trimmed(redis_url: str, redis_prefix: str) -> None:
-    bus = RedisBus(redis_url, BusOptions(stream_maxlen=100), prefix=redis_prefix)
+    bus = RedisBus(redis_url, BusOptions(stream_maxlen=100, max_backlog=100), prefix=redis_prefix)
     await bus.start()
-    for _ in range(10):
+    await bus.ensure_group("events", "stage")
+    for _ in range(10):  # processed as it comes, so the backlog stays under its limit
         await bus.publish_many("events", [b"m"] * 100)
+        done = await bus.consume("events", "stage", "c1", count=100, block_ms=100)
+        await bus.ack("events", "stage", [m.id for m in done])
+    await bus.publish("events", b"poison")
     [message] = await bus.consume("events", "stage", "c1", count=1, block_ms=100)
     await bus.dead_letter(message, "stage", "bad")
     await bus.close()
@@ -186,3 +190,8 @@ async def test_keys_live_under_the_prefix_and_streams_are_trimmed(redis_url: str
         assert 100 <= await raw.xlen(f"{redis_prefix}stream:events") < 300
     finally:
         await raw.aclose()
+
+
+def test_a_backlog_limit_beyond_the_trimmed_length_is_refused(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="stream_maxlen"):
+        RedisBus(redis_url, BusOptions(stream_maxlen=1000, max_backlog=5000))
