@@ -4,6 +4,20 @@ from vigil.store.models.alerts import Alert, Incident
 from vigil.store.models.audit import AuditEntry
 from vigil.store.models.auth import ApiToken, User, UserSession
 from vigil.store.models.base import Base
+from vigil.store.models.logs import LogLine, LogMinerState, LogProcessedMessage, LogTemplate
 from vigil.store.models.sources import Source
 
-__all__ = ["Alert", "ApiToken", "AuditEntry", "Base", "Incident", "Source", "User", "UserSession"]
+__all__ = [
+    "Alert",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Incident",
+    "LogLine",
+    "LogMinerState",
+    "LogProcessedMessage",
+    "LogTemplate",
+    "Source",
+    "User",
+    "UserSession",
+]
