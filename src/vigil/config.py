@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     chroma_tenant: str = "default_tenant"
     chroma_database: str = "default_database"
 
+    # Embeddings for semantic search: lexical needs no model; local needs the `embeddings` extra.
+    embeddings: Literal["lexical", "local", "openai", "ollama"] = "lexical"
+    embeddings_url: str | None = None  # OpenAI-compatible base URL or Ollama URL
+    embeddings_model: str | None = None
+    embeddings_api_key: SecretStr | None = None
+
+    # Logs: miner shards (leased to workers), retention by age and by line count (0: no limit).
+    log_shards: int = Field(4, ge=1, le=256)
+    log_retention_days: float = Field(14.0, gt=0)
+    log_retention_max_lines: int = Field(0, ge=0)
+
     # API
     host: str = "127.0.0.1"
     port: int = 8080
@@ -106,6 +117,11 @@ class Settings(BaseSettings):
     @classmethod
     def _chroma_url(cls, v: str | None) -> str | None:
         return _check_url(v, "VIGIL_CHROMA_URL", ("http", "https"))
+
+    @field_validator("embeddings_url")
+    @classmethod
+    def _embeddings_url(cls, v: str | None) -> str | None:
+        return _check_url(v, "VIGIL_EMBEDDINGS_URL", ("http", "https"))
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
