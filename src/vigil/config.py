@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     chroma_tenant: str = "default_tenant"
     chroma_database: str = "default_database"
 
+    # LLM: none by default (every feature works without one, labelled "generated_by": "rules").
+    llm_provider: Literal["none", "openai", "ollama"] = "none"
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base (…/v1) or Ollama URL.")
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    llm_concurrency: int = Field(4, ge=1)
+    llm_max_prompt_tokens: int = Field(6000, ge=500)
+    llm_max_completion_tokens: int = Field(800, ge=16)
+    llm_price_input_per_mtok: float = Field(0.0, ge=0, description="USD per million prompt tokens.")
+    llm_price_output_per_mtok: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+
     # Embeddings for semantic search: lexical needs no model; local needs the `embeddings` extra.
     embeddings: Literal["lexical", "local", "openai", "ollama"] = "lexical"
     embeddings_url: str | None = None  # OpenAI-compatible base URL or Ollama URL
@@ -117,6 +130,19 @@ class Settings(BaseSettings):
     @classmethod
     def _chroma_url(cls, v: str | None) -> str | None:
         return _check_url(v, "VIGIL_CHROMA_URL", ("http", "https"))
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_base_url(cls, v: str | None) -> str | None:
+        return _check_url(v, "VIGIL_LLM_BASE_URL", ("http", "https"))
+
+    @model_validator(mode="after")
+    def _llm_complete(self) -> Settings:
+        if self.llm_provider != "none" and not self.llm_model:
+            raise ValueError(f"VIGIL_LLM_MODEL is required when VIGIL_LLM_PROVIDER={self.llm_provider}")
+        if self.llm_provider == "openai" and not self.llm_base_url:
+            self.llm_base_url = "https://api.openai.com/v1"
+        return self
 
     @field_validator("embeddings_url")
     @classmethod
