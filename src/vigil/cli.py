@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -48,8 +48,7 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(exc)
     from vigil.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
@@ -92,8 +91,13 @@ def _run(main: Callable[[], Awaitable[None]]) -> None:
     try:
         asyncio.run(main())
     except SettingsError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(exc)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """One line on stderr, never wrapped (log scrapers and people both want it whole)."""
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2) from None
 
 
 def _uvicorn_server(api: Any, host: str, port: int) -> Any:

@@ -30,6 +30,9 @@ from vigil.store.vectors.chroma import ChromaVectorStore
 
 PROFILES = ["embedded", "distributed"]
 ADMIN_PASSWORD = "admin-password-for-tests"
+# Hashed once: argon2 is deliberately slow, and every test creates users.
+ADMIN_PASSWORD_HASH = hash_password(ADMIN_PASSWORD)
+OTHER_PASSWORD_HASH = hash_password("x" * 12)
 
 
 @pytest.fixture(scope="session")
@@ -122,24 +125,31 @@ class Api:
     client: httpx.AsyncClient
     backends: Backends
 
-    async def token(self, role: str = "admin", scopes: tuple[str, ...] | None = None,
-                    username: str | None = None) -> str:
+    async def token(
+        self, role: str = "admin", scopes: tuple[str, ...] | None = None, username: str | None = None
+    ) -> str:
         """A bearer token of a new user with ``role`` (scopes default to all the role allows)."""
         from vigil.api.auth import ROLE_SCOPES
         from vigil.api.routes.tokens import issue_token
 
         async with self.backends.db.session() as session:
-            user = User(username=username or f"{role}-{uuid.uuid4().hex[:6]}", role=role,
-                        password_hash=hash_password("x" * 12), is_active=True)
+            user = User(
+                username=username or f"{role}-{uuid.uuid4().hex[:6]}",
+                role=role,
+                password_hash=OTHER_PASSWORD_HASH,
+                is_active=True,
+            )
             session.add(user)
             await session.flush()
-            _, secret = await issue_token(session, user.id, "test",
-                                          list(scopes or sorted(ROLE_SCOPES[role])))
+            _, secret = await issue_token(session, user.id, "test", list(scopes or sorted(ROLE_SCOPES[role])))
         return secret
 
     def as_token(self, token: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self.client._transport, base_url=str(self.client.base_url),
-                                 headers={"Authorization": f"Bearer {token}"})
+        return httpx.AsyncClient(
+            transport=self.client._transport,
+            base_url=str(self.client.base_url),
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def anonymous(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=self.client._transport, base_url=str(self.client.base_url))
@@ -150,8 +160,7 @@ async def api(backends: Backends) -> AsyncIterator[Api]:
     from vigil.api.app import create_app
 
     async with backends.db.session() as session:
-        session.add(User(username="admin", role="admin", password_hash=hash_password(ADMIN_PASSWORD),
-                         is_active=True))
+        session.add(User(username="admin", role="admin", password_hash=ADMIN_PASSWORD_HASH, is_active=True))
     app = create_app(backends, manage_backends=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://vigil.test") as anonymous:

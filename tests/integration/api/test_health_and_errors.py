@@ -49,7 +49,9 @@ async def test_metrics_expose_http_latency_and_bus_backlog(api: Api) -> None:
     await api.client.get("/api/v1/auth/me")
     async with api.anonymous() as client:
         text = (await client.get("/metrics")).text
-    assert 'vigil_http_request_duration_seconds_count{method="GET",route="/api/v1/auth/me",status="2xx"}' in text
+    assert (
+        'vigil_http_request_duration_seconds_count{method="GET",route="/api/v1/auth/me",status="2xx"}' in text
+    )
     assert "vigil_bus_lag_messages" in text
     assert "vigil_stage_messages_total" in text
 

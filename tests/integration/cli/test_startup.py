@@ -17,13 +17,19 @@ VIGIL = [sys.executable, "-m", "vigil"]
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*VIGIL, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*VIGIL, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip() and "Vigil backends" not in line
-            and not line.startswith(("┏", "┃", "┡", "│", "└", " "))]
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip()
+        and "Vigil backends" not in line
+        and not line.startswith(("┏", "┃", "┡", "│", "└", " "))
+    ]
 
 
 def test_malformed_url_fails_with_one_line(tmp_path: Path) -> None:
@@ -36,7 +42,9 @@ def test_malformed_url_fails_with_one_line(tmp_path: Path) -> None:
 
 def test_unreachable_server_fails_with_one_line_naming_the_setting(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    result = _run(["worker"], {"VIGIL_DATA_DIR": str(tmp_path), "VIGIL_REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    result = _run(
+        ["worker"], {"VIGIL_DATA_DIR": str(tmp_path), "VIGIL_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = _error_lines(result.stderr)
@@ -46,8 +54,13 @@ def test_unreachable_server_fails_with_one_line_naming_the_setting(tmp_path: Pat
 
 def test_unreachable_database_fails_with_one_line(tmp_path: Path) -> None:
     port = free_port()
-    result = _run(["migrate"], {"VIGIL_DATA_DIR": str(tmp_path),
-                                "VIGIL_DATABASE_URL": f"postgresql+asyncpg://x@127.0.0.1:{port}/db"})
+    result = _run(
+        ["migrate"],
+        {
+            "VIGIL_DATA_DIR": str(tmp_path),
+            "VIGIL_DATABASE_URL": f"postgresql+asyncpg://x@127.0.0.1:{port}/db",
+        },
+    )
     assert result.returncode == 2
     lines = _error_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: VIGIL_DATABASE_URL"), result.stderr
@@ -58,8 +71,13 @@ def test_vigil_up_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     env = {**os.environ, "VIGIL_DATA_DIR": str(tmp_path / "data"), "VIGIL_LOG_LEVEL": "WARNING"}
 
     def start() -> subprocess.Popen[str]:
-        return subprocess.Popen([*VIGIL, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [*VIGIL, "up", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def wait_ready(proc: subprocess.Popen[str]) -> None:
         deadline = time.monotonic() + 60
@@ -88,7 +106,8 @@ def test_vigil_up_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
 
     second = start()
     wait_ready(second)
-    login = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                       json={"username": "admin", "password": password})
+    login = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/auth/login", json={"username": "admin", "password": password}
+    )
     assert login.status_code == 200
     assert password not in stop(second)  # not a first run any more

@@ -62,8 +62,7 @@ async def list_dead_letters(
 )
 async def replay_dead_letter(dead_letter_id: str, request: Request, principal: Writer) -> Replayed:
     backends = backends_of(request)
-    letters = {d.id: d for d in await backends.bus.list_dead_letters(limit=100_000)}
-    letter = letters.get(dead_letter_id)
+    letter = await backends.bus.get_dead_letter(dead_letter_id)
     if letter is None:
         raise Problem(404, f"dead letter {dead_letter_id} does not exist")
     new_id = await backends.bus.replay_dead_letter(dead_letter_id)
