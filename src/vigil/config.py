@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 25 * 1024 * 1024
     web_dir: Path | None = Field(None, description="Built web UI to serve at /; default web/out.")
 
+    # Ingestion
+    syslog_port: int | None = Field(None, description="Syslog listener port (UDP and TCP); unset = off.")
+    syslog_host: str = "127.0.0.1"
+    error_events_per_group: int = Field(50, ge=1, description="Newest events kept per error group.")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
