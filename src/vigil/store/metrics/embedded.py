@@ -16,8 +16,9 @@ It answers like InfluxDB 1.x does, so the two profiles give the same numbers:
   is for numbers, and querying a string field raises MetricStoreError;
 * aggregations follow InfluxQL: ``percentile`` is nearest-rank (InfluxDB's PERCENTILE, not
   ``percentile_cont``), ``last`` breaks a tie on time by the greater value (InfluxDB's reducer),
-  ``mean``/``sum``/``percentile`` refuse boolean fields, buckets are aligned to the epoch, and
-  empty buckets are None, except for ``count`` where they are 0 (what InfluxDB answers).
+  ``mean``/``sum``/``percentile`` refuse boolean fields, buckets are aligned to the epoch,
+  empty buckets are None, except for ``count`` where they are 0 (what InfluxDB answers), and a
+  series without a single value in the range is left out.
 
 DuckDB connections are not async: every call runs in a worker thread, one at a time.
 """
@@ -490,7 +491,8 @@ def _series_from(
     empty = 0.0 if query.aggregation == "count" else np.nan
     grid = np.full((len(groups), width), empty, dtype=np.float64)
     grid[group_ids, buckets] = values
-    present = set(group_ids.tolist())
+    # InfluxDB leaves out a series whose every value is null (e.g. percentile 0).
+    present = set(group_ids.tolist()) & set(np.flatnonzero(~np.isnan(grid).all(axis=1)).tolist())
     if query.aggregation == "count":
         rows: Any = grid.tolist()
     else:
