@@ -24,7 +24,7 @@ MINUTE = 60 * S
 def q(
     measurement: str = "cpu", field: str = "v", start: int = T0, end: int = T0 + 5 * MINUTE, **kw: object
 ) -> MetricQuery:
-    return MetricQuery(measurement, field, start, end, **kw)  # type: ignore[arg-type]
+    return MetricQuery(measurement, field, start, end, **kw)
 
 
 def values(series: list[Series]) -> list[list[float | None]]:
@@ -250,7 +250,7 @@ async def test_points_without_a_timestamp_get_the_current_time(store: MetricStor
     series = await store.query(
         q("now", start=before - 5 * S, end=after + 5 * S, aggregation="count", interval_s=1)
     )
-    assert sum(series[0].values) == 1.0  # type: ignore[arg-type]
+    assert sum(series[0].values) == 1.0
     stamp = next(t for t, v in zip(series[0].times_ns, series[0].values, strict=True) if v)
     assert before - S <= stamp <= after
 
@@ -371,7 +371,7 @@ def random_query(rng: random.Random) -> MetricQuery:
         rng.choice(["v", "n"]),
         start,
         end,
-        aggregation,  # type: ignore[arg-type]
+        aggregation,
         # Below 50, nearest rank gives no value for a one-point bucket, and InfluxDB 1.6 then
         # drops the whole result when that bucket comes first (a bug the embedded store does
         # not copy); at 50 and above every non-empty bucket has a value.
