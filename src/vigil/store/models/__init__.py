@@ -1,5 +1,15 @@
 """Relational models. Importing this package registers every table on ``Base.metadata``."""
 
+from vigil.store.models.alerting import (
+    EscalationPolicy,
+    FingerprintRule,
+    GroupingRule,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRoute,
+    Silence,
+    TimelineEntry,
+)
 from vigil.store.models.alerts import Alert, Incident
 from vigil.store.models.audit import AuditEntry
 from vigil.store.models.auth import ApiToken, User, UserSession
@@ -12,12 +22,20 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "EscalationPolicy",
+    "FingerprintRule",
+    "GroupingRule",
     "Incident",
     "LogLine",
     "LogMinerState",
     "LogProcessedMessage",
     "LogTemplate",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationRoute",
+    "Silence",
     "Source",
+    "TimelineEntry",
     "User",
     "UserSession",
 ]
