@@ -139,7 +139,8 @@ def compare(embedded: list[Series], influx: list[Series]) -> int:
         if ours.times_ns != theirs.times_ns:
             raise SystemExit(f"bucket times differ for {ours.tags}")
         for a, b in zip(ours.values, theirs.values, strict=True):
-            if (a is None) != (b is None) or (a is not None and not math.isclose(a, b, rel_tol=1e-9)):  # type: ignore[arg-type]
+            agree = a is b if a is None or b is None else math.isclose(a, b, rel_tol=1e-09)
+            if not agree:
                 raise SystemExit(f"values differ for {ours.tags}: {a} != {b}")
             compared += 1
     return compared

@@ -8,10 +8,11 @@ import random
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from vigil.domain.metrics import MetricQuery, Point, Series
+from vigil.domain.metrics import Aggregation, MetricQuery, Point, Series
 from vigil.store.metrics.base import MetricStore, MetricStoreError, MetricStoreUnavailable
 from vigil.store.metrics.embedded import EmbeddedMetricStore
 from vigil.store.metrics.influx import InfluxMetricStore
@@ -22,7 +23,7 @@ MINUTE = 60 * S
 
 
 def q(
-    measurement: str = "cpu", field: str = "v", start: int = T0, end: int = T0 + 5 * MINUTE, **kw: object
+    measurement: str = "cpu", field: str = "v", start: int = T0, end: int = T0 + 5 * MINUTE, **kw: Any
 ) -> MetricQuery:
     return MetricQuery(measurement, field, start, end, **kw)
 
@@ -250,7 +251,7 @@ async def test_points_without_a_timestamp_get_the_current_time(store: MetricStor
     series = await store.query(
         q("now", start=before - 5 * S, end=after + 5 * S, aggregation="count", interval_s=1)
     )
-    assert sum(series[0].values) == 1.0
+    assert sum(v or 0.0 for v in series[0].values) == 1.0
     stamp = next(t for t, v in zip(series[0].times_ns, series[0].values, strict=True) if v)
     assert before - S <= stamp <= after
 
@@ -325,7 +326,7 @@ async def test_influxdb_statement_errors_become_metric_store_errors(influx_url: 
 
 # --- both stores, same answers ---------------------------------------------------------------
 
-AGGREGATIONS = ["mean", "min", "max", "last", "count", "sum", "percentile"]
+AGGREGATIONS: list[Aggregation] = ["mean", "min", "max", "last", "count", "sum", "percentile"]
 
 
 def random_points(rng: random.Random) -> list[list[Point]]:
