@@ -14,6 +14,7 @@ from vigil.store.models.alerts import Alert, Incident
 from vigil.store.models.audit import AuditEntry
 from vigil.store.models.auth import ApiToken, User, UserSession
 from vigil.store.models.base import Base
+from vigil.store.models.llm import IncidentMemory, LLMUsage, RCAResult
 from vigil.store.models.logs import LogLine, LogMinerState, LogProcessedMessage, LogTemplate
 from vigil.store.models.sources import Source
 
@@ -26,6 +27,8 @@ __all__ = [
     "FingerprintRule",
     "GroupingRule",
     "Incident",
+    "IncidentMemory",
+    "LLMUsage",
     "LogLine",
     "LogMinerState",
     "LogProcessedMessage",
@@ -33,6 +36,7 @@ __all__ = [
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRoute",
+    "RCAResult",
     "Silence",
     "Source",
     "TimelineEntry",
