@@ -177,10 +177,12 @@ class EmbeddedMetricStore:
 
         for point in points:
             series_key = (point.measurement, tuple(point.tags.items()))
-            series_id = series_by_key.get(series_key)
-            if series_id is not None:
+            known = series_by_key.get(series_key)
+            if known is not None:
+                series_id = known
                 measurement = series[series_id][0]  # as stored (newlines replaced)
             else:
+                series_id = 0
                 measurement = point.measurement.replace("\n", " ")
                 if not measurement:
                     problems.append("missing measurement")
@@ -189,9 +191,17 @@ class EmbeddedMetricStore:
             if fields is None:
                 fields = all_fields[measurement] = {}
             stamp = now if point.time_ns is None else point.time_ns
-            kept = len(values)
+            stored = 0
             accepted = False
             for name, value in point.fields.items():
+                entry = fields.get(name)
+                # The usual case: a known float field, a finite value.
+                if type(value) is float and entry is not None and entry[1] == "float" and value - value == 0:
+                    field_ids.append(entry[0])
+                    values.append(value)
+                    stored += 1
+                    accepted = True
+                    continue
                 kind = _TYPE_NAMES.get(type(value)) or _type_name(value)
                 if kind == "float" and value - value != 0.0:  # type: ignore[operator]
                     problems.append(f'invalid float value for field "{name}": {value!r}')
@@ -199,38 +209,36 @@ class EmbeddedMetricStore:
                 if kind == "integer" and not _INT_MIN <= value <= _UINT_MAX:  # type: ignore[operator]
                     problems.append(f'integer out of range for field "{name}": {value}')
                     continue
-                entry = fields.get(name)
                 if entry is None:
                     entry = self._new_field(measurement, name, kind, fields, new_fields, problems)
                     if entry is None:
                         continue
-                field_id, stored_kind = entry
-                if kind != stored_kind:
+                if kind != entry[1]:
                     problems.append(
                         f'field type conflict: input field "{name}" on measurement "{measurement}" '
-                        f"is type {kind}, already exists as type {stored_kind}"
+                        f"is type {kind}, already exists as type {entry[1]}"
                     )
                     continue
                 accepted = True
                 if kind != "string":  # strings are listed, not stored (see the module docstring)
-                    field_ids.append(field_id)
+                    field_ids.append(entry[0])
                     values.append(float(value))
+                    stored += 1
             if not accepted:
                 continue
-            if series_id is None:
+            if not series_id:
                 series_id = self._new_series(point, measurement, series_key, new_series)
             last = newest.get(series_id)
             if last is None or stamp > last:
                 newest[series_id] = stamp
             else:
                 goes_back = True
-            added = len(values) - kept
-            if added == 1:
+            if stored == 1:
                 series_ids.append(series_id)
                 times.append(stamp)
-            elif added:
-                series_ids.extend([series_id] * added)
-                times.extend([stamp] * added)
+            elif stored:
+                series_ids.extend([series_id] * stored)
+                times.extend([stamp] * stored)
 
         if new_series:
             db.register(

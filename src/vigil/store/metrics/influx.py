@@ -162,11 +162,12 @@ class InfluxMetricStore:
         out: list[Series] = []
         for raw in await self._query(statement, chunked=True):
             tags = {key: raw.get("tags", {}).get(key, "") for key in query.group_by}
-            times: list[int] = []
-            values: list[float | None] = []
-            for row in raw.get("values", ()):
-                times.append(int(row[0]))
-                values.append(_number(row[1], query))
+            rows = raw.get("values", ())
+            times: list[int] = [row[0] for row in rows]
+            values: list[Any] = [row[1] for row in rows]
+            kinds = set(map(type, values))
+            if not kinds <= _FLOAT_OR_NONE:  # JSON has no float/int distinction: 5.0 arrives as 5
+                values = [_number(value, query) for value in values]
             if query.interval_s is None:
                 times = [query.start_ns] * len(times)  # selectors report the chosen point's time
             out.append(Series(query.measurement, query.field, tags, times, values))
@@ -277,6 +278,9 @@ def _error_message(response: httpx.Response) -> str:
             return f"HTTP {response.status_code}: {message}"
     text = response.text.strip()[:300]
     return f"HTTP {response.status_code}: {text or response.reason_phrase}"
+
+
+_FLOAT_OR_NONE = {float, type(None)}
 
 
 def _number(value: Any, query: MetricQuery) -> float | None:
