@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -90,14 +91,14 @@ class Runner:
         for stage in self.stages:
             self._tasks.append(
                 asyncio.create_task(
-                    self._supervise(stage.name, lambda s=stage: self._run_stage(s)),
+                    self._supervise(stage.name, functools.partial(self._run_stage, stage)),
                     name=f"stage:{stage.name}",
                 )
             )
         for service in self.services:
             self._tasks.append(
                 asyncio.create_task(
-                    self._supervise(service.name, lambda s=service: s.run(self.stopping)),
+                    self._supervise(service.name, functools.partial(service.run, self.stopping)),
                     name=f"service:{service.name}",
                 )
             )
