@@ -113,29 +113,33 @@ class _NumpyBert:
         scale = np.float32(1.0 / np.sqrt(head_dim))
 
         def heads(x: np.ndarray) -> np.ndarray:
-            return x.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3)
+            # Contiguous per-head blocks: batched matmul only reaches BLAS on contiguous operands.
+            return np.ascontiguousarray(x.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3))
+
+        def linear(x: np.ndarray, name: str) -> np.ndarray:
+            # 2-D matmul (tokens x features) is one BLAS call; stacked 3-D is not.
+            out: np.ndarray = x.reshape(-1, x.shape[-1]) @ w[name + ".weight"] + w[name + ".bias"]
+            return out.reshape(batch, length, -1)
 
         for layer in range(self.layers):
             p = f"encoder.layer.{layer}."
-            q = heads(h @ w[p + "attention.self.query.weight"] + w[p + "attention.self.query.bias"])
-            k = heads(h @ w[p + "attention.self.key.weight"] + w[p + "attention.self.key.bias"])
-            v = heads(h @ w[p + "attention.self.value.weight"] + w[p + "attention.self.value.bias"])
-            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            q = heads(linear(h, p + "attention.self.query"))
+            k = heads(linear(h, p + "attention.self.key"))
+            v = heads(linear(h, p + "attention.self.value"))
+            scores = (q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2))) * scale + bias
             scores -= scores.max(axis=-1, keepdims=True)
             probs = np.exp(scores)
             probs /= probs.sum(axis=-1, keepdims=True)
             context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.dimensions)
-            attention = (
-                context @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
-            )
+            attention = linear(context, p + "attention.output.dense")
             h = _layer_norm(
                 attention + h,
                 w[p + "attention.output.LayerNorm.weight"],
                 w[p + "attention.output.LayerNorm.bias"],
                 self.eps,
             )
-            inner = _gelu(h @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
-            output = inner @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
+            inner = _gelu(linear(h, p + "intermediate.dense"))
+            output = linear(inner, p + "output.dense")
             h = _layer_norm(
                 output + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps
             )
