@@ -1,0 +1,311 @@
+"""The read path: full-text search with filters, keyset pages, highlights, context and export.
+
+Full text uses each database's own index: PostgreSQL ``websearch_to_tsquery('simple', q)``
+against the generated ``search`` tsvector (GIN), SQLite FTS5 ``MATCH`` against
+``log_lines_fts``. Both accept the same query language: words (all must appear),
+``"quoted phrases"``, ``-excluded`` words, ``OR`` between alternatives. Highlights come from
+``ts_headline`` / FTS5 ``highlight()`` and are returned as HTML-escaped text with ``<mark>``.
+Pages are newest first, keyed on (time_ns, id), so every page costs the same at any depth.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, tuple_
+from sqlalchemy.orm import aliased
+
+from vigil.store.db import Database
+from vigil.store.models.logs import LogLine, LogTemplate
+
+# Markers that cannot occur in text we escape, swapped for <mark> after escaping.
+_START, _STOP = "\x02", "\x03"
+_FTS_TOKEN = re.compile(r'-?"[^"]*"?|\S+')
+
+
+class QueryError(ValueError):
+    """The search text cannot be turned into a query; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilters:
+    q: str | None = None
+    hosts: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    oses: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()  # of the line's template (classification)
+    failure_types: tuple[str, ...] = ()
+    template_id: int | None = None  # a cluster: lines of it and of templates merged into it
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+
+def fts5_query(q: str) -> str:
+    """The websearch-style query as an FTS5 expression in which every user word is quoted, so
+    FTS5 operators and punctuation in log text can never cause a syntax error."""
+    positive: list[str] = []
+    negative: list[str] = []
+    pending_or = False
+    for raw in _FTS_TOKEN.findall(q):
+        if raw == "OR":
+            pending_or = bool(positive)
+            continue
+        negate = raw.startswith("-") and len(raw) > 1
+        token = raw[1:] if negate else raw
+        prefix = token.endswith("*") and not token.startswith('"')
+        token = token.strip('"').rstrip("*") if prefix else token.strip('"')
+        if not token.strip():
+            continue
+        quoted = '"' + token.replace('"', '""') + '"' + ("*" if prefix else "")
+        if negate:
+            negative.append(quoted)
+        elif pending_or and positive:
+            positive[-1] = f"({positive[-1]} OR {quoted})"
+            pending_or = False
+        else:
+            positive.append(quoted)
+    if not positive:
+        raise QueryError("q: needs at least one word that is not excluded with '-'")
+    expression = " AND ".join(positive)
+    for item in negative:
+        expression = f"({expression}) NOT {item}"
+    return expression
+
+
+def _text_condition(db: Database, q: str) -> ColumnElement[bool] | TextClause:
+    if db.is_sqlite:
+        return LogLine.id.in_(
+            select(text("rowid"))
+            .select_from(text("log_lines_fts"))
+            .where(text("log_lines_fts MATCH :fts").bindparams(fts=fts5_query(q)))
+        )
+    return text("log_lines.search @@ websearch_to_tsquery('simple', :q)").bindparams(q=q)
+
+
+def conditions(db: Database, filters: LogFilters) -> list[ColumnElement[bool] | TextClause]:
+    where: list[ColumnElement[bool] | TextClause] = []
+    for column, values in (
+        (LogLine.host, filters.hosts),
+        (LogLine.service, filters.services),
+        (LogLine.source, filters.sources),
+        (LogLine.os, filters.oses),
+        (LogLine.level, filters.levels),
+    ):
+        if len(values) == 1:
+            where.append(column == values[0])
+        elif values:
+            where.append(column.in_(values))
+    if filters.start_ns is not None:
+        where.append(LogLine.time_ns >= filters.start_ns)
+    if filters.end_ns is not None:
+        where.append(LogLine.time_ns < filters.end_ns)
+    if filters.template_id is not None:
+        where.append(
+            LogLine.template_id.in_(
+                select(LogTemplate.id).where(LogTemplate.canonical_id == filters.template_id)
+            )
+        )
+    canonical = aliased(LogTemplate)
+    label_conditions = []
+    if filters.failure_types:
+        label_conditions.append(canonical.failure_type.in_(filters.failure_types))
+    if filters.severities:
+        label_conditions.append(canonical.severity.in_(filters.severities))
+    if label_conditions:
+        member = aliased(LogTemplate)
+        where.append(
+            LogLine.template_id.in_(
+                select(member.id)
+                .join(canonical, canonical.id == member.canonical_id)
+                .where(*label_conditions)
+            )
+        )
+    if filters.q and filters.q.strip():
+        where.append(_text_condition(db, filters.q.strip()))
+    return where
+
+
+def _line_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "time": datetime.fromtimestamp(row.time_ns / 1e9, UTC).isoformat(),
+        "time_ns": row.time_ns,
+        "source": row.source,
+        "host": row.host,
+        "service": row.service,
+        "level": row.level,
+        "os": row.os,
+        "facility": row.facility,
+        "message": row.message,
+        "template_id": row.template_id,
+        "params": list(row.params or []),
+        "attributes": dict(row.attributes or {}),
+    }
+
+
+_LINE_COLUMNS = (
+    LogLine.id,
+    LogLine.time_ns,
+    LogLine.source,
+    LogLine.host,
+    LogLine.service,
+    LogLine.level,
+    LogLine.os,
+    LogLine.facility,
+    LogLine.message,
+    LogLine.template_id,
+    LogLine.params,
+    LogLine.attributes,
+)
+
+
+async def search(
+    db: Database,
+    filters: LogFilters,
+    *,
+    limit: int = 50,
+    after: tuple[int, int] | None = None,
+    highlight: bool = True,
+) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    """One page, newest first, and the key to pass as ``after`` for the next (None at the end)."""
+    query = select(*_LINE_COLUMNS).where(*conditions(db, filters))
+    if after is not None:
+        query = query.where(tuple_(LogLine.time_ns, LogLine.id) < tuple_(after[0], after[1]))
+    query = query.order_by(LogLine.time_ns.desc(), LogLine.id.desc()).limit(limit + 1)
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+        items = [_line_dict(row) for row in rows[:limit]]
+        await _attach_templates(session, items)
+        if highlight and filters.q and filters.q.strip() and items:
+            marks = await _highlights(session, db, filters.q.strip(), [item["id"] for item in items])
+            for item in items:
+                item["highlight"] = marks.get(item["id"], html.escape(item["message"]))
+    next_key = (items[-1]["time_ns"], items[-1]["id"]) if len(rows) > limit else None
+    return items, next_key
+
+
+async def _attach_templates(session: Any, items: list[dict[str, Any]]) -> None:
+    """Each line's cluster: canonical id, template text and classification."""
+    ids = {item["template_id"] for item in items if item["template_id"] is not None}
+    if not ids:
+        return
+    member = aliased(LogTemplate)
+    canonical = aliased(LogTemplate)
+    rows = (
+        await session.execute(
+            select(
+                member.id,
+                canonical.id,
+                canonical.template,
+                canonical.failure_type,
+                canonical.severity,
+                canonical.component,
+            )
+            .join(canonical, canonical.id == member.canonical_id)
+            .where(member.id.in_(ids))
+        )
+    ).all()
+    by_id = {row[0]: row for row in rows}
+    for item in items:
+        row = by_id.get(item["template_id"])
+        if row is None:
+            continue
+        item["template_id"] = row[1]
+        item["template"] = row[2]
+        item["failure_type"] = row[3]
+        item["severity"] = row[4]
+        item["component"] = row[5]
+
+
+def _safe_marked(marked: str) -> str:
+    return html.escape(marked).replace(_START, "<mark>").replace(_STOP, "</mark>")
+
+
+async def _highlights(session: Any, db: Database, q: str, ids: Sequence[int]) -> dict[int, str]:
+    if db.is_sqlite:
+        statement = text(
+            "SELECT rowid, highlight(log_lines_fts, 0, :start, :stop) FROM log_lines_fts "
+            "WHERE log_lines_fts MATCH :fts AND rowid IN :ids"
+        ).bindparams(bindparam("ids", expanding=True))
+        params: dict[str, Any] = {"start": _START, "stop": _STOP, "fts": fts5_query(q), "ids": list(ids)}
+    else:
+        statement = text(
+            "SELECT id, ts_headline('simple', message, websearch_to_tsquery('simple', :q), :options) "
+            "FROM log_lines WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True))
+        options = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
+        params = {"q": q, "options": options, "ids": list(ids)}
+    rows = (await session.execute(statement, params)).all()
+    return {int(row[0]): _safe_marked(str(row[1])) for row in rows}
+
+
+async def iter_lines(
+    db: Database, filters: LogFilters, *, chunk: int = 2000, max_rows: int | None = None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every matching line, newest first, in chunks (keyset pages: constant memory)."""
+    after: tuple[int, int] | None = None
+    sent = 0
+    while True:
+        size = chunk if max_rows is None else min(chunk, max_rows - sent)
+        if size <= 0:
+            return
+        items, after = await search(db, filters, limit=size, after=after, highlight=False)
+        if items:
+            yield items
+            sent += len(items)
+        if after is None:
+            return
+
+
+async def get_line(db: Database, line_id: int) -> dict[str, Any] | None:
+    async with db.session() as session:
+        row = (await session.execute(select(*_LINE_COLUMNS).where(LogLine.id == line_id))).first()
+        if row is None:
+            return None
+        items = [_line_dict(row)]
+        await _attach_templates(session, items)
+    return items[0]
+
+
+async def context(
+    db: Database, line_id: int, before: int, after: int, by: str = "host"
+) -> dict[str, Any] | None:
+    """The line, and up to ``before``/``after`` lines around it from the same host (or source)."""
+    line = await get_line(db, line_id)
+    if line is None:
+        return None
+    if by == "host" and line["host"] is not None:
+        same = LogLine.host == line["host"]
+    else:
+        by = "source"
+        same = LogLine.source == line["source"]
+    key = tuple_(LogLine.time_ns, LogLine.id)
+    here = tuple_(line["time_ns"], line["id"])
+    async with db.session() as session:
+        earlier = (
+            await session.execute(
+                select(*_LINE_COLUMNS)
+                .where(same, key < here)
+                .order_by(LogLine.time_ns.desc(), LogLine.id.desc())
+                .limit(before)
+            )
+        ).all()
+        later = (
+            await session.execute(
+                select(*_LINE_COLUMNS)
+                .where(same, key > here)
+                .order_by(LogLine.time_ns.asc(), LogLine.id.asc())
+                .limit(after)
+            )
+        ).all()
+        before_items = [_line_dict(r) for r in reversed(earlier)]
+        after_items = [_line_dict(r) for r in later]
+        await _attach_templates(session, before_items + after_items)
+    return {"line": line, "by": by, "before": before_items, "after": after_items}
