@@ -34,12 +34,11 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import insert, select
 
-from vigil.analytics.logclassify import Classification
 from vigil.backends import Backends
 from vigil.bus.base import Message
 from vigil.collectors.leases import Leases, build_leases, preferred_owner
@@ -66,15 +65,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SOURCE = "default"
 LEASE_PREFIX = "logs-shard:"
 MEMBERS_GROUP = "logs-shards"
-
-
-class TemplateClassifier(Protocol):
-    """A second opinion on a template the rules could not label with confidence (the LLM
-    layer implements it). Returns None when it has no opinion."""
-
-    async def classify(
-        self, template: str, examples: Sequence[str], rule: Classification
-    ) -> Classification | None: ...
 
 
 def shard_group(shard: int) -> str:
