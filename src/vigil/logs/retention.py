@@ -11,8 +11,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.backends import Backends
 from vigil.store.models.logs import LogLine, LogProcessedMessage
@@ -71,7 +73,7 @@ class LogRetention:
         while True:
             async with db.session() as session:
                 ids = select(LogLine.id).where(LogLine.time_ns < cutoff).limit(CHUNK).scalar_subquery()
-                deleted = (await session.execute(delete(LogLine).where(LogLine.id.in_(ids)))).rowcount or 0
+                deleted = await _delete_ids(session, ids)
             result.by_age += deleted
             if deleted < CHUNK:
                 break
@@ -102,3 +104,8 @@ class LogRetention:
                 )
             )
         return result
+
+
+async def _delete_ids(session: AsyncSession, ids: Any) -> int:
+    result = cast(CursorResult[Any], await session.execute(delete(LogLine).where(LogLine.id.in_(ids))))
+    return int(result.rowcount or 0)
