@@ -90,9 +90,7 @@ class LogRetention:
                         .limit(chunk)
                         .scalar_subquery()
                     )
-                    deleted = (
-                        await session.execute(delete(LogLine).where(LogLine.id.in_(ids)))
-                    ).rowcount or 0
+                    deleted = await _delete_ids(session, ids)
                 result.by_count += deleted
                 excess -= chunk
                 if deleted == 0:
