@@ -80,6 +80,7 @@ def fts5_query(q: str) -> str:
 
 
 def _text_condition(db: Database, q: str) -> ColumnElement[bool] | TextClause:
+    fts5_query(q)  # the same rules on both databases: at least one word that is not excluded
     if db.is_sqlite:
         return LogLine.id.in_(
             select(text("rowid"))

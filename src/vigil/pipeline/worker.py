@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.backends import Backends
 from vigil.pipeline.runner import Runner, Service, Stage
+from vigil.pipeline.stages.logs import log_services
 
 
 def build_stages(backends: Backends) -> list[Stage]:
@@ -11,7 +12,9 @@ def build_stages(backends: Backends) -> list[Stage]:
 
 
 def build_services(backends: Backends) -> list[Service]:
-    return []
+    services: list[Service] = []
+    services += log_services(backends)
+    return services
 
 
 def build_runner(backends: Backends) -> Runner:

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from vigil.api.routes import audit, auth, deadletters, health, tokens, users
+from vigil.api.routes import audit, auth, deadletters, health, log_clusters, log_tail, logs, tokens, users
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -11,4 +11,7 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     audit.router,
     deadletters.router,
+    logs.router,
+    log_clusters.router,
+    log_tail.router,
 ]

@@ -530,3 +530,11 @@ class LogWorker:
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError("log shards did not drain in time")
+
+
+def log_services(backends: Backends) -> list[Any]:
+    """The log side of the worker: shard consumers, the template vector index, retention."""
+    from vigil.logs.retention import LogRetention
+    from vigil.logs.semantic import TemplateIndexer
+
+    return [LogWorker(backends), TemplateIndexer(backends), LogRetention(backends)]
