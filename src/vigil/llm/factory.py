@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from vigil.config import Settings, redact
@@ -9,6 +10,10 @@ from vigil.llm.client import LLM, ChatProvider, LLMOptions
 from vigil.llm.usage import Pricing, UsageSink
 
 if TYPE_CHECKING:
+    from vigil.backends import Backends
+    from vigil.llm.classifier import LLMTemplateClassifier as TemplateClassifierImpl
+    from vigil.llm.second_opinion import LLMSecondOpinion as SecondOpinionImpl
+    from vigil.llm.summarizer import LLMIncidentSummarizer as SummarizerImpl
     from vigil.store.db import Database
 
 RULES = "rules"  # ``generated_by`` of every result made without a model
@@ -71,3 +76,47 @@ def describe(settings: Settings) -> dict[str, Any]:
         "timeout_s": settings.llm_timeout_s,
         "max_retries": settings.llm_max_retries,
     }
+
+
+_shared: dict[int, tuple[weakref.ref[Backends], LLM | None]] = {}
+
+
+def llm_for(backends: Backends) -> LLM | None:
+    """The process's one LLM for these backends (one concurrency limit for every feature), or
+    None when no model is configured. Usage is recorded in the backends' database."""
+    entry = _shared.get(id(backends))
+    if entry is not None and entry[0]() is backends:
+        return entry[1]
+    llm = build_llm_for(backends.settings, backends.db)
+    _shared[id(backends)] = (weakref.ref(backends), llm)
+    return llm
+
+
+def template_classifier(backends: Backends) -> TemplateClassifierImpl | None:
+    """The log stage's ``TemplateClassifier`` when a model is configured."""
+    llm = llm_for(backends)
+    if llm is None:
+        return None
+    from vigil.llm.classifier import LLMTemplateClassifier
+
+    return LLMTemplateClassifier(llm)
+
+
+def second_opinion(backends: Backends) -> SecondOpinionImpl | None:
+    """The detect stage's ``SecondOpinion`` when a model is configured."""
+    llm = llm_for(backends)
+    if llm is None:
+        return None
+    from vigil.llm.second_opinion import LLMSecondOpinion
+
+    return LLMSecondOpinion(llm)
+
+
+def incident_summarizer(backends: Backends) -> SummarizerImpl | None:
+    """The alerting ``IncidentSummarizer`` when a model is configured (rules otherwise)."""
+    llm = llm_for(backends)
+    if llm is None:
+        return None
+    from vigil.llm.summarizer import LLMIncidentSummarizer
+
+    return LLMIncidentSummarizer(llm)

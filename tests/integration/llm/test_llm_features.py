@@ -136,10 +136,21 @@ def _snapshot() -> IncidentSnapshot:
     at = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
     alert = AlertBrief(7, "Disk /var 97% full on web-03", "high", "new", "anomaly", "web-03", None, at, at, 3)
     return IncidentSnapshot(
-        id=1, title="Disk filling on web-03", severity="high", status="new", started_at=at,
-        acknowledged_at=None, resolved_at=None, assignee=None, hosts=("web-03",), services=(),
-        categories=("disk",), alert_count=1, open_alert_count=1, alerts=(alert,),
-    )  # fmt: skip
+        id=1,
+        title="Disk filling on web-03",
+        severity="high",
+        status="new",
+        started_at=at,
+        acknowledged_at=None,
+        resolved_at=None,
+        assignee=None,
+        hosts=("web-03",),
+        services=(),
+        categories=("disk",),
+        alert_count=1,
+        open_alert_count=1,
+        alerts=(alert,),
+    )
 
 
 async def test_summarizer_writes_plain_text_labelled_with_the_model(server: FakeLLMServer, llm: LLM) -> None:

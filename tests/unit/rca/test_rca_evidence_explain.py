@@ -21,21 +21,49 @@ MIN = 60.0
 
 def finding_alert(id_: int, kind: str, minutes: float, **finding: object) -> AlertRecord:
     return AlertRecord(
-        id=id_, origin="anomaly", title=str(finding.pop("title", f"{kind} {id_}")), severity="high",
-        first_seen=T0 + minutes * MIN, host=str(finding.pop("host", "web-03")),
+        id=id_,
+        origin="anomaly",
+        title=str(finding.pop("title", f"{kind} {id_}")),
+        severity="high",
+        first_seen=T0 + minutes * MIN,
+        host=str(finding.pop("host", "web-03")),
         evidence=({"type": "finding", "kind": kind, **finding},),
-    )  # fmt: skip
+    )
 
 
 def test_records_become_evidence_in_onset_order_without_duplicates() -> None:
     evidence = build_evidence(
         alerts=[
-            finding_alert(1, "anomaly", -20, key="disk,host=web-03:used_percent", measurement="disk",
-                          field="used_percent", score=0.9, observed=97.1, expected=60.0),
-            finding_alert(2, "new_error_template", -1, key="log_template:5", template_id=5,
-                          failure_type="disk_space", score=0.95, title="New error log pattern"),
-            AlertRecord(3, "alertmanager", "HighLatency checkout", "medium", T0 + 2 * MIN, service="checkout",
-                        labels={"alertname": "HighLatency"}),
+            finding_alert(
+                1,
+                "anomaly",
+                -20,
+                key="disk,host=web-03:used_percent",
+                measurement="disk",
+                field="used_percent",
+                score=0.9,
+                observed=97.1,
+                expected=60.0,
+            ),
+            finding_alert(
+                2,
+                "new_error_template",
+                -1,
+                key="log_template:5",
+                template_id=5,
+                failure_type="disk_space",
+                score=0.95,
+                title="New error log pattern",
+            ),
+            AlertRecord(
+                3,
+                "alertmanager",
+                "HighLatency checkout",
+                "medium",
+                T0 + 2 * MIN,
+                service="checkout",
+                labels={"alertname": "HighLatency"},
+            ),
         ],
         templates=[
             # Template 5 is already carried by alert 2: not repeated.
@@ -45,11 +73,16 @@ def test_records_become_evidence_in_onset_order_without_duplicates() -> None:
         error_groups=[ErrorGroupRecord(9, "OSError: [Errno 28]", T0 - 3 * MIN, T0, first_release="web@1.2")],
         releases=[ReleaseRecord("web", "web@1.2", T0 - 30 * MIN, previous="web@1.1")],
         window_start=T0 - 7200,
-    )  # fmt: skip
+    )
     assert [e.id for e in evidence] == [f"E{i}" for i in range(1, 7)]
     assert [e.kind for e in evidence] == [
-        "release", "metric_anomaly", "error_group", "new_log_template", "new_log_template", "alert",
-    ]  # fmt: skip
+        "release",
+        "metric_anomaly",
+        "error_group",
+        "new_log_template",
+        "new_log_template",
+        "alert",
+    ]
     disk, template_alert = evidence[1], evidence[4]
     assert disk.category == "disk_space" and disk.score == 0.9 and disk.details["observed"] == 97.1
     assert template_alert.category == "disk_space" and template_alert.ref["template_id"] == 5
@@ -94,10 +127,13 @@ def test_rules_explanation_without_evidence() -> None:
 
 def answer(**kw: object) -> prompt.RCAAnswer:
     base: dict[str, object] = {
-        "hypothesis": 1, "summary": "Disk full [E1].", "explanation": "It filled [E1][E2].",
-        "evidence_ids": ["E1", "E2"], "next_steps": [{"action": "Free space", "evidence_ids": ["E1"]}],
+        "hypothesis": 1,
+        "summary": "Disk full [E1].",
+        "explanation": "It filled [E1][E2].",
+        "evidence_ids": ["E1", "E2"],
+        "next_steps": [{"action": "Free space", "evidence_ids": ["E1"]}],
         "confidence": 0.8,
-    }  # fmt: skip
+    }
     return prompt.RCAAnswer.model_validate({**base, **kw})
 
 

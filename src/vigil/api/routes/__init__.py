@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from vigil.api.routes import audit, auth, deadletters, health, log_clusters, log_tail, logs, tokens, users
+from vigil.api.routes import (
+    audit,
+    auth,
+    deadletters,
+    health,
+    llm,
+    log_clusters,
+    log_tail,
+    logs,
+    rca,
+    tokens,
+    users,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -14,4 +26,6 @@ ROUTERS: list[APIRouter] = [
     logs.router,
     log_clusters.router,
     log_tail.router,
+    llm.router,
+    rca.router,
 ]
