@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from vigil.backends import Backends
 from vigil.pipeline.runner import Runner, Service, Stage
+from vigil.pipeline.stages.enrich import enrich_stage
 from vigil.pipeline.stages.logs import log_services
 
 
 def build_stages(backends: Backends) -> list[Stage]:
-    return []
+    stages: list[Stage] = []
+    stages.append(enrich_stage(backends))
+    return stages
 
 
 def build_services(backends: Backends) -> list[Service]:
