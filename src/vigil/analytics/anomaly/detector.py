@@ -59,7 +59,7 @@ class DetectorConfig:
     """
 
     level_rate: float = 0.05
-    scale_rate: float = 0.02
+    scale_rate: float = 0.01
     season_rate_per_day: float = 0.3  # share of a profile bin relearnt per day
     clip: float = 3.0  # Huber clip of baseline updates, in scales
     season_margin: float = 0.8  # a seasonal model must have at most this share of the error
@@ -76,9 +76,9 @@ class DetectorConfig:
     warmup_points: int = 100
     scale_floor: float = 0.01  # minimum scale, as a share of the flat model's error
     surprise_rate: float = 0.3  # EWMA rate of the short-term surprise log(1 + |z|)
-    calibration_rate: float = 0.001  # rate of its long-run mean/variance (the series' normal)
+    calibration_rate: float = 0.0003  # rate of its long-run mean/variance (the series' normal)
     score_scale: float = 4.0  # calibrated surprise (in SDs) at which score = 0.5
-    onset_decay: float = 0.999  # per-point decay of the recent maximum that onset must beat
+    onset_decay: float = 0.9998  # per-point decay of the recent maximum that onset must beat
 
     def to_tuple(self) -> tuple[float, ...]:
         return tuple(float(v) for v in astuple(self))
@@ -463,7 +463,7 @@ def _run(
         if level > 0.0:
             score = level * level / (level * level + k2)
             novelty = level - peak
-            onset = novelty * novelty / (novelty * novelty + k2) if novelty > 0.0 else 0.0
+            onset = 1.0 - math.exp(-novelty) if novelty > 0.0 else 0.0
         else:
             score = onset = 0.0
         peak *= onset_decay
