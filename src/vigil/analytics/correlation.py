@@ -18,7 +18,8 @@ An alert joins when it happens near in time (``near_s``) to an incident on a rel
 service it must also be the same kind of problem),
 or when it is the same kind of problem on the same entity as a still-open incident (``long_s``:
 a disk that fills for hours raises an anomaly, then a prediction, then "no space left" log
-errors). Identical symptoms on several hosts within ``near_s`` form one fleet-wide incident.
+errors). The same symptom (identical title template, the host masked) from one origin on several
+hosts within ``near_s`` forms one fleet-wide incident.
 Unrelated concurrent failures (different hosts, services and kinds of problem) stay apart.
 Grouping rules override the heuristics: alerts matching a rule group by its label values only.
 """
@@ -30,6 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -115,11 +117,43 @@ _MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
 ]
 _TOKEN = re.compile(r"<\w+>|[a-z][a-z0-9_]*", re.I)
-_STOPWORDS = frozenset({
-    "a", "an", "the", "on", "of", "in", "at", "to", "for", "is", "are", "was", "were", "be", "been",
-    "by", "with", "from", "and", "or", "not", "no", "has", "have", "this", "that", "it", "its", "as",
-    "than", "over", "under", "per",
-})
+_STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "on",
+        "of",
+        "in",
+        "at",
+        "to",
+        "for",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "not",
+        "no",
+        "has",
+        "have",
+        "this",
+        "that",
+        "it",
+        "its",
+        "as",
+        "than",
+        "over",
+        "under",
+        "per",
+    }
+)
 
 
 def title_template(title: str, host: str | None = None, service: str | None = None) -> str:
@@ -136,10 +170,12 @@ def title_template(title: str, host: str | None = None, service: str | None = No
     return re.sub(r"\s+", " ", text).lower()
 
 
+@lru_cache(maxsize=8192)
 def template_tokens(template: str) -> frozenset[str]:
     """The informative words of a template (placeholders and stop words dropped)."""
     return frozenset(
-        t for t in (m.group(0).lower() for m in _TOKEN.finditer(template))
+        t
+        for t in (m.group(0).lower() for m in _TOKEN.finditer(template))
         if not t.startswith("<") and t not in _STOPWORDS and len(t) > 1
     )
 
@@ -154,21 +190,76 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 # ("disk usage anomalous", "/var full in 3 days", "No space left on device").
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "disk": (
-        "disk", "disks", "filesystem", "fs", "space", "inode", "inodes", "volume", "mount", "partition",
-        "storage", "df", "enospc", "iops", "io",
+        "disk",
+        "disks",
+        "filesystem",
+        "fs",
+        "space",
+        "inode",
+        "inodes",
+        "volume",
+        "mount",
+        "partition",
+        "storage",
+        "df",
+        "enospc",
+        "iops",
+        "io",
     ),
     "memory": (
-        "memory", "mem", "oom", "oomkill", "oomkilled", "oom_kill", "heap", "swap", "rss", "leak",
-        "outofmemoryerror", "gc", "malloc",
+        "memory",
+        "mem",
+        "oom",
+        "oomkill",
+        "oomkilled",
+        "oom_kill",
+        "heap",
+        "swap",
+        "rss",
+        "leak",
+        "outofmemoryerror",
+        "gc",
+        "malloc",
     ),
     "cpu": ("cpu", "load", "loadavg", "load1", "load5", "throttling", "steal", "iowait"),
     "network": (
-        "network", "interface", "link", "ifoperstatus", "if", "packet", "packets", "eth0", "port",
-        "flapping", "bgp", "ospf", "latency", "dns", "tcp", "unreachable", "ping", "bandwidth",
+        "network",
+        "interface",
+        "link",
+        "ifoperstatus",
+        "if",
+        "packet",
+        "packets",
+        "eth0",
+        "port",
+        "flapping",
+        "bgp",
+        "ospf",
+        "latency",
+        "dns",
+        "tcp",
+        "unreachable",
+        "ping",
+        "bandwidth",
     ),
     "errors": (
-        "error", "errors", "exception", "exceptions", "5xx", "500", "502", "503", "http", "failed",
-        "failure", "traceback", "panic", "deploy", "deployment", "release", "regression",
+        "error",
+        "errors",
+        "exception",
+        "exceptions",
+        "5xx",
+        "500",
+        "502",
+        "503",
+        "http",
+        "failed",
+        "failure",
+        "traceback",
+        "panic",
+        "deploy",
+        "deployment",
+        "release",
+        "regression",
     ),
     "availability": ("down", "unavailable", "health", "healthcheck", "crash", "crashloop", "restart"),
 }
@@ -191,7 +282,14 @@ def categories_of(text: str) -> frozenset[str]:
 # --- fingerprints -------------------------------------------------------------------------------
 
 FINGERPRINT_FIELDS = (
-    "origin", "host", "service", "title", "title_template", "source", "fingerprint", "description",
+    "origin",
+    "host",
+    "service",
+    "title",
+    "title_template",
+    "source",
+    "fingerprint",
+    "description",
 )
 DEFAULT_FINGERPRINT_FIELDS: tuple[str, ...] = ("host", "service", "title_template")
 
@@ -209,7 +307,7 @@ def check_fingerprint_fields(fields: Sequence[str]) -> str | None:
 
 def _field_value(signal: AlertSignal, name: str) -> str:
     if name.startswith("labels."):
-        return signal.labels.get(name[len("labels."):], "")
+        return signal.labels.get(name[len("labels.") :], "")
     if name == "title_template":
         return title_template(signal.title, signal.host, signal.service)
     value = getattr(signal, name, None)
@@ -319,7 +417,11 @@ def alert_labels(
     """The label set matchers see: the alert's labels plus its main attributes (which win)."""
     out = {str(k): "" if v is None else str(v) for k, v in labels.items()}
     out.update(
-        origin=origin, severity=severity, title=title, host=host or "", service=service or "",
+        origin=origin,
+        severity=severity,
+        title=title,
+        host=host or "",
+        service=service or "",
         source=source or "",
     )
     return out
@@ -327,16 +429,25 @@ def alert_labels(
 
 def signal_labels(signal: AlertSignal, severity: str | None = None) -> dict[str, str]:
     return alert_labels(
-        labels=signal.labels, origin=signal.origin, severity=severity or signal.severity,
-        title=signal.title, host=signal.host, service=signal.service, source=signal.source,
+        labels=signal.labels,
+        origin=signal.origin,
+        severity=severity or signal.severity,
+        title=signal.title,
+        host=signal.host,
+        service=signal.service,
+        source=signal.source,
     )
 
 
 # --- silence and maintenance windows ------------------------------------------------------------
 
 _DAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-_MONTH_NAMES = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_MONTH_NAMES = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
+    )
+}
 MAX_CRON_DURATION = timedelta(days=7)
 
 
@@ -399,8 +510,11 @@ class Cron:
         # cron counts Sunday as 0 (and 7); converted to Monday = 0 below.
         cron_day_names = {name: (index + 1) % 7 for name, index in _DAY_NAMES.items()}
         specs: list[tuple[str, int, int, Mapping[str, int]]] = [
-            ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}),
-            ("month", 1, 12, _MONTH_NAMES), ("weekday", 0, 7, cron_day_names),
+            ("minute", 0, 59, {}),
+            ("hour", 0, 23, {}),
+            ("day", 1, 31, {}),
+            ("month", 1, 12, _MONTH_NAMES),
+            ("weekday", 0, 7, cron_day_names),
         ]
         fields: list[frozenset[int]] = []
         for text, (label, low, high, names) in zip(parts, specs, strict=True):
@@ -632,7 +746,13 @@ class AlertFeatures:
     ) -> AlertFeatures:
         template = title_template(title, host, service)
         return cls(
-            at_s, title, origin, host, service, dict(labels), template,
+            at_s,
+            title,
+            origin,
+            host,
+            service,
+            dict(labels),
+            template,
             categories_of(" ".join([title, extra_text, labels.get("alertname", "")])),
         )
 
@@ -673,9 +793,7 @@ class Topology:
         for caller, callee in dependencies:
             if caller and callee:
                 deps.setdefault(caller, set()).add(callee)
-        return cls(
-            {h: frozenset(s) for h, s in hosts.items()}, {c: frozenset(s) for c, s in deps.items()}
-        )
+        return cls({h: frozenset(s) for h, s in hosts.items()}, {c: frozenset(s) for c, s in deps.items()})
 
     def services_of(self, host: str | None) -> frozenset[str]:
         return self.host_services.get(host or "", frozenset())
@@ -728,7 +846,6 @@ class GroupingRule:
 class CorrelationPolicy:
     near_s: float = 600.0  # "at the same time"
     long_s: float = 6 * 3600.0  # how long an open incident keeps attracting the same problem
-    fleet_similarity: float = 0.85  # identical symptoms on several hosts
 
 
 @dataclass(frozen=True)
@@ -786,15 +903,20 @@ def score_incident(
 ) -> Decision | None:
     """Whether the alert belongs to ``incident`` (a Decision) or not (None)."""
     gap = max(0.0, alert.at_s - incident.last_at_s)
-    relation, relation_why = entity_relation(alert, incident, topology)
-    content, content_why = content_similarity(alert, incident)
     near = gap <= policy.near_s
+    if not near and not (incident.open and gap <= policy.long_s):
+        return None  # too far apart in time for any rule below
+    relation, relation_why = entity_relation(alert, incident, topology)
+    same_symptom = near and alert.origin in incident.origins and alert.template in incident.templates
+    if relation < (0.35 if near else 0.7) and not same_symptom:
+        return None  # unrelated entities, and not the same symptom at the same time
+    content, content_why = content_similarity(alert, incident)
     reasons = [r for r in (relation_why, content_why) if r]
     when = f"{gap / 60:.0f} min after the incident's last activity"
     joined = False
     if near and (relation >= 0.5 or (relation >= 0.35 and content >= 0.5)):
         joined = True
-    elif near and content >= policy.fleet_similarity and alert.origin in incident.origins:
+    elif same_symptom:
         joined = True
         reasons.append("same symptom across hosts at the same time")
     elif incident.open and gap <= policy.long_s and relation >= 0.7 and content >= 0.5:

@@ -53,19 +53,23 @@ class DurationStats:
 
 
 def mtta(incidents: Iterable[IncidentRecord], start: datetime, end: datetime) -> DurationStats:
-    return DurationStats.of([
-        max(0.0, (i.acknowledged_at - i.detected_at).total_seconds())
-        for i in incidents
-        if i.acknowledged_at is not None and start <= i.detected_at < end
-    ])
+    return DurationStats.of(
+        [
+            max(0.0, (i.acknowledged_at - i.detected_at).total_seconds())
+            for i in incidents
+            if i.acknowledged_at is not None and start <= i.detected_at < end
+        ]
+    )
 
 
 def mttr(incidents: Iterable[IncidentRecord], start: datetime, end: datetime) -> DurationStats:
-    return DurationStats.of([
-        max(0.0, (i.resolved_at - i.started_at).total_seconds())
-        for i in incidents
-        if i.resolved_at is not None and start <= i.resolved_at < end
-    ])
+    return DurationStats.of(
+        [
+            max(0.0, (i.resolved_at - i.started_at).total_seconds())
+            for i in incidents
+            if i.resolved_at is not None and start <= i.resolved_at < end
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,9 @@ ALERT_CHANGES = "alerts.changed"
 # Broadcast channels (Pub/Sub, not durable): live updates for the API's WebSockets.
 LIVE_ALERTS = "live.alerts"
 LIVE_METRICS = "live.metrics"
+# API replicas announce which series their /ws/metrics clients watch, so the live-metrics
+# stage broadcasts only those points: {"replica": str, "series": [filter...], "ttl_s": float}
+LIVE_METRICS_INTEREST = "live.metrics.interest"
 LIVE_LOGS = "live.logs"
 
 # (topic, group) of every pipeline consumer, for /metrics backlog and lag.

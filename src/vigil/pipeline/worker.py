@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vigil.alerting.wiring import alerting_services, alerting_stages
 from vigil.backends import Backends
 from vigil.pipeline.runner import Runner, Service, Stage
 from vigil.pipeline.stages.enrich import enrich_stage
@@ -10,12 +11,14 @@ from vigil.pipeline.stages.logs import log_services
 
 def build_stages(backends: Backends) -> list[Stage]:
     stages: list[Stage] = []
+    stages += alerting_stages(backends)
     stages.append(enrich_stage(backends))
     return stages
 
 
 def build_services(backends: Backends) -> list[Service]:
     services: list[Service] = []
+    services += alerting_services(backends)
     services += log_services(backends)
     return services
 

@@ -52,7 +52,12 @@ def test_severity_order_and_mapping() -> None:
     assert max_severity(["low", "critical", "medium"]) == "critical"
     assert max_severity([]) == "low"
     assert [normalise_severity(s) for s in ("ERROR", "warning", "fatal", "info", "weird", None)] == [
-        "high", "medium", "critical", "low", "medium", "medium",
+        "high",
+        "medium",
+        "critical",
+        "low",
+        "medium",
+        "medium",
     ]
 
 
@@ -99,10 +104,12 @@ def test_fingerprint_prefers_the_origins_own_and_honours_rules() -> None:
     assert own.fingerprint == own_other_host.fingerprint and own.fields == ("fingerprint",)
     # The origin is part of the identity: the same own fingerprint from another origin differs.
     assert compute_fingerprint(_signal(origin="error", fingerprint="1a30ba71")).fingerprint != own.fingerprint
-    ruled_a = compute_fingerprint(_signal(fingerprint="x", labels={"alertname": "Down", "job": "a"}),
-                                  ["labels.alertname"])
-    ruled_b = compute_fingerprint(_signal(fingerprint="y", labels={"alertname": "Down", "job": "b"}),
-                                  ["labels.alertname"])
+    ruled_a = compute_fingerprint(
+        _signal(fingerprint="x", labels={"alertname": "Down", "job": "a"}), ["labels.alertname"]
+    )
+    ruled_b = compute_fingerprint(
+        _signal(fingerprint="y", labels={"alertname": "Down", "job": "b"}), ["labels.alertname"]
+    )
     assert ruled_a.fingerprint == ruled_b.fingerprint
     assert ruled_a.values == {"labels.alertname": "Down"}
     assert "rule" in ruled_a.reason
@@ -203,8 +210,12 @@ def test_recurrence_errors_name_the_field(raw: dict[str, object], message: str) 
 
 def test_silence_window_bounds_and_matching() -> None:
     now = datetime(2026, 12, 3, 12, tzinfo=UTC)
-    web = SilenceWindow(1, tuple(parse_matchers([{"name": "host", "op": "=~", "value": "web-.*"}])),
-                        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1))
+    web = SilenceWindow(
+        1,
+        tuple(parse_matchers([{"name": "host", "op": "=~", "value": "web-.*"}])),
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+    )
     expired = SilenceWindow(2, (), starts_at=now - timedelta(hours=2), ends_at=now - timedelta(hours=1))
     future = SilenceWindow(3, (), starts_at=now + timedelta(minutes=5))
     labels = signal_labels(_signal(host="web-03"))
@@ -242,14 +253,19 @@ def test_flapping_starts_at_threshold_and_stops_after_a_quiet_window() -> None:
 def _features(step: Step) -> AlertFeatures:
     signal = step.signal()
     return AlertFeatures.of(
-        at_s=signal.time_ns / 1e9, title=signal.title, origin=signal.origin, host=signal.host,
-        service=signal.service, labels=signal_labels(signal),
+        at_s=signal.time_ns / 1e9,
+        title=signal.title,
+        origin=signal.origin,
+        host=signal.host,
+        service=signal.service,
+        labels=signal_labels(signal),
         extra_text=" ".join(signal.labels.values()),
     )
 
 
 def simulate(
-    steps: list[Step], dependencies: list[tuple[str, str]] | None = None,
+    steps: list[Step],
+    dependencies: list[tuple[str, str]] | None = None,
     rules: tuple[GroupingRule, ...] = (),
 ) -> dict[str, set[int]]:
     """Feed the steps like the alert service does; the incidents each failure's alerts got."""
@@ -336,5 +352,9 @@ def test_decisions_explain_themselves() -> None:
     incident.open = False
     assert choose_incident(later, [incident]).incident_id is None
     # A closer window policy can be asked for.
-    assert choose_incident(later, [new_incident_features(7, disk, None)],
-                           policy=CorrelationPolicy(long_s=3600)).incident_id is None
+    assert (
+        choose_incident(
+            later, [new_incident_features(7, disk, None)], policy=CorrelationPolicy(long_s=3600)
+        ).incident_id
+        is None
+    )

@@ -32,14 +32,23 @@ def at(hours: float) -> datetime:
 
 
 def incident(
-    id_: int, start_h: float, *, ack_h: float | None = None, resolve_h: float | None = None,
-    severity: str = "critical", services: tuple[str, ...] = ("checkout",), detect_h: float | None = None,
+    id_: int,
+    start_h: float,
+    *,
+    ack_h: float | None = None,
+    resolve_h: float | None = None,
+    severity: str = "critical",
+    services: tuple[str, ...] = ("checkout",),
+    detect_h: float | None = None,
 ) -> IncidentRecord:
     return IncidentRecord(
-        id=id_, severity=severity, started_at=at(start_h),
+        id=id_,
+        severity=severity,
+        started_at=at(start_h),
         detected_at=at(detect_h if detect_h is not None else start_h),
         acknowledged_at=None if ack_h is None else at(ack_h),
-        resolved_at=None if resolve_h is None else at(resolve_h), services=services,
+        resolved_at=None if resolve_h is None else at(resolve_h),
+        services=services,
     )
 
 
@@ -99,7 +108,10 @@ def test_daily_series_trend_and_slope() -> None:
     counts = {date(2026, 11, 2): 4, date(2026, 11, 4): 8}
     series = daily_series(counts, date(2026, 11, 1), 5)
     assert series == [
-        (date(2026, 11, 1), 0), (date(2026, 11, 2), 4), (date(2026, 11, 3), 0), (date(2026, 11, 4), 8),
+        (date(2026, 11, 1), 0),
+        (date(2026, 11, 2), 4),
+        (date(2026, 11, 3), 0),
+        (date(2026, 11, 4), 8),
         (date(2026, 11, 5), 0),
     ]
     assert Trend.of(12, 8) == Trend(12, 8, 50.0, "up")

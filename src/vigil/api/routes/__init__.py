@@ -2,16 +2,22 @@
 
 from fastapi import APIRouter
 
+from vigil.api import ws
 from vigil.api.routes import (
+    alerts,
     audit,
     auth,
     deadletters,
     health,
+    incidents,
+    kpis,
     llm,
     log_clusters,
     log_tail,
     logs,
+    notifications,
     rca,
+    silences,
     tokens,
     users,
 )
@@ -23,6 +29,12 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     audit.router,
     deadletters.router,
+    alerts.router,
+    incidents.router,
+    silences.router,
+    notifications.router,
+    kpis.router,
+    ws.router,
     logs.router,
     log_clusters.router,
     log_tail.router,

@@ -75,6 +75,12 @@ class Alert(Base):
         Index("ix_alerts_origin_last_seen_id", "origin", "last_seen", "id"),
         Index("ix_alerts_source_last_seen_id", "source", "last_seen", "id"),
         Index("ix_alerts_next_escalation_at", "next_escalation_at"),
+        Index(
+            "ix_alerts_flapping",
+            "id",
+            sqlite_where=text("flapping = 1"),
+            postgresql_where=text("flapping"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

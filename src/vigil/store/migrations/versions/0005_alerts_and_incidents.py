@@ -5,6 +5,7 @@ Revises: 0004
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,11 +25,11 @@ EMPTY_LIST = sa.text("'[]'")
 OPEN = sa.text("resolved_at IS NULL")
 
 
-def _id() -> sa.Column:  # type: ignore[type-arg]
+def _id() -> sa.Column[Any]:
     return sa.Column("id", BigId, autoincrement=True, nullable=False)
 
 
-def _stamps() -> list[sa.Column]:  # type: ignore[type-arg]
+def _stamps() -> list[sa.Column[Any]]:
     return [sa.Column("created_at", When, nullable=False), sa.Column("updated_at", When, nullable=False)]
 
 
@@ -68,17 +69,30 @@ def upgrade() -> None:
         for name in ("host", "service", "origin", "severity"):
             batch_op.drop_index(f"ix_alerts_{name}")
         batch_op.create_index(
-            "ux_alerts_open_fingerprint", ["fingerprint"], unique=True,
-            sqlite_where=OPEN, postgresql_where=OPEN,
+            "ux_alerts_open_fingerprint",
+            ["fingerprint"],
+            unique=True,
+            sqlite_where=OPEN,
+            postgresql_where=OPEN,
         )
         batch_op.create_index("ix_alerts_last_seen_id", ["last_seen", "id"], unique=False)
         batch_op.create_index(
-            "ix_alerts_open_last_seen_id", ["last_seen", "id"], unique=False,
-            sqlite_where=OPEN, postgresql_where=OPEN,
+            "ix_alerts_open_last_seen_id",
+            ["last_seen", "id"],
+            unique=False,
+            sqlite_where=OPEN,
+            postgresql_where=OPEN,
         )
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.create_index(f"ix_alerts_{name}_last_seen_id", [name, "last_seen", "id"], unique=False)
         batch_op.create_index("ix_alerts_next_escalation_at", ["next_escalation_at"], unique=False)
+        batch_op.create_index(
+            "ix_alerts_flapping",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("flapping = 1"),
+            postgresql_where=sa.text("flapping"),
+        )
 
     if op.get_bind().dialect.name == "postgresql":
         _trigram_indexes()
@@ -97,7 +111,9 @@ def upgrade() -> None:
             ["alert_id"], ["alerts.id"], name=op.f("fk_timeline_entries_alert_id_alerts"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["incident_id"], ["incidents.id"], name=op.f("fk_timeline_entries_incident_id_incidents"),
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_timeline_entries_incident_id_incidents"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_timeline_entries")),
@@ -201,38 +217,47 @@ def upgrade() -> None:
         sa.Column("created_at", When, nullable=False),
         sa.Column("sent_at", When, nullable=True),
         sa.ForeignKeyConstraint(
-            ["channel_id"], ["notification_channels.id"],
-            name=op.f("fk_notification_deliveries_channel_id_notification_channels"), ondelete="CASCADE",
+            ["channel_id"],
+            ["notification_channels.id"],
+            name=op.f("fk_notification_deliveries_channel_id_notification_channels"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["route_id"], ["notification_routes.id"],
-            name=op.f("fk_notification_deliveries_route_id_notification_routes"), ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["alert_id"], ["alerts.id"], name=op.f("fk_notification_deliveries_alert_id_alerts"),
+            ["route_id"],
+            ["notification_routes.id"],
+            name=op.f("fk_notification_deliveries_route_id_notification_routes"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["incident_id"], ["incidents.id"], name=op.f("fk_notification_deliveries_incident_id_incidents"),
+            ["alert_id"],
+            ["alerts.id"],
+            name=op.f("fk_notification_deliveries_alert_id_alerts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_notification_deliveries_incident_id_incidents"),
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_deliveries")),
     )
     op.create_index(
-        "ix_notification_deliveries_status_next_attempt_at", "notification_deliveries",
+        "ix_notification_deliveries_status_next_attempt_at",
+        "notification_deliveries",
         ["status", "next_attempt_at"],
     )
     op.create_index("ix_notification_deliveries_alert_id", "notification_deliveries", ["alert_id"])
-    op.create_index("ix_notification_deliveries_channel_id_id", "notification_deliveries", ["channel_id", "id"])
+    op.create_index(
+        "ix_notification_deliveries_channel_id_id", "notification_deliveries", ["channel_id", "id"]
+    )
 
 
 def _trigram_indexes() -> None:
     """Substring search on titles (``?q=``) through pg_trgm when the server allows it; without
     it the search still works, by scanning."""
     bind = op.get_bind()
-    available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
-    ).first()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).first()
     if available is None:
         return
     savepoint = bind.begin_nested()
@@ -248,14 +273,21 @@ def _trigram_indexes() -> None:
 
 def downgrade() -> None:
     for table in (
-        "notification_deliveries", "notification_routes", "notification_channels", "escalation_policies",
-        "silences", "grouping_rules", "fingerprint_rules", "timeline_entries",
+        "notification_deliveries",
+        "notification_routes",
+        "notification_channels",
+        "escalation_policies",
+        "silences",
+        "grouping_rules",
+        "fingerprint_rules",
+        "timeline_entries",
     ):
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_alerts_title_trgm")
         op.execute("DROP INDEX IF EXISTS ix_incidents_title_trgm")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_flapping")
         batch_op.drop_index("ix_alerts_next_escalation_at")
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.drop_index(f"ix_alerts_{name}_last_seen_id")
@@ -265,15 +297,35 @@ def downgrade() -> None:
         for name in ("host", "service", "origin", "severity"):
             batch_op.create_index(f"ix_alerts_{name}", [name], unique=False)
         for column in (
-            "notified_at", "next_escalation_at", "escalation_level", "escalation_policy_id", "reopened",
-            "flap_history", "flapping", "silence_ids", "resolve_reason", "updated_at", "evidence", "source",
+            "notified_at",
+            "next_escalation_at",
+            "escalation_level",
+            "escalation_policy_id",
+            "reopened",
+            "flap_history",
+            "flapping",
+            "silence_ids",
+            "resolve_reason",
+            "updated_at",
+            "evidence",
+            "source",
         ):
             batch_op.drop_column(column)
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_index("ix_incidents_last_activity_at")
         batch_op.drop_index("ix_incidents_rule_key")
         for column in (
-            "rule_key", "categories", "templates", "origins", "services", "hosts", "open_alert_count",
-            "alert_count", "last_activity_at", "assignee", "summary_rules", "summary_generated_by",
+            "rule_key",
+            "categories",
+            "templates",
+            "origins",
+            "services",
+            "hosts",
+            "open_alert_count",
+            "alert_count",
+            "last_activity_at",
+            "assignee",
+            "summary_rules",
+            "summary_generated_by",
         ):
             batch_op.drop_column(column)

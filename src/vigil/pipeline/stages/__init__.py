@@ -1,0 +1,1 @@
+"""Pipeline stages: each consumes one topic as its own consumer group (see pipeline.topology)."""
