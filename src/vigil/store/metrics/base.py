@@ -31,7 +31,11 @@ class MetricStore(Protocol):
 
     async def query(self, query: MetricQuery) -> list[Series]:
         """Aggregate one field over [start, end), grouped by time bucket and tags. Empty
-        buckets inside the range come back as None (InfluxQL's ``fill(null)``)."""
+        buckets inside the range come back as None (InfluxQL's ``fill(null)``), except that
+        ``count`` gives 0 there, as InfluxDB does. Without ``interval_s`` each series has one
+        value, stamped ``start_ns``. Series without any value in the range are left out; a
+        series missing a ``group_by`` tag groups under ''. Only numeric and boolean fields can
+        be queried (booleans as 0/1; ``mean``/``sum``/``percentile`` refuse them)."""
 
     async def measurements(self) -> list[str]: ...
 

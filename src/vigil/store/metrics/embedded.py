@@ -2,9 +2,13 @@
 
 It answers like InfluxDB 1.x does, so the two profiles give the same numbers:
 
-* one narrow table ``points(series_id, field_id, time, value DOUBLE)``; a series is a measurement
-  plus its tag set, as in InfluxDB; the series and field catalogs are small tables that are also
-  kept in memory, so tag filters and grouping are resolved before SQL runs;
+* narrow rows ``(series_id, field_id, time, value DOUBLE)``; a series is a measurement plus its
+  tag set, as in InfluxDB; the series and field catalogs are small tables that are also kept in
+  memory, so tag filters and grouping are resolved before SQL runs;
+* writes append to ``recent``; every ``compact_rows`` rows, ``recent`` moves to ``points`` sorted
+  by series, field and time. With small row groups (16 Ki rows), a query for a few series then
+  reads a few row groups per compacted window instead of every row (DuckDB skips row groups by
+  their min/max), while the time order of arrival still lets time ranges skip old windows;
 * the same series, field and timestamp overwrite (last write wins). Each series remembers the
   newest timestamp written; a batch that goes back in time for a series (a retry, late data, two
   lines for one instant) takes a slower path that deletes what it replaces, so the table never
@@ -51,7 +55,12 @@ CREATE TABLE IF NOT EXISTS fields (
 CREATE TABLE IF NOT EXISTS points (
     series_id INTEGER NOT NULL, field_id INTEGER NOT NULL, time BIGINT NOT NULL, value DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS recent (
+    series_id INTEGER NOT NULL, field_id INTEGER NOT NULL, time BIGINT NOT NULL, value DOUBLE NOT NULL
+);
 """
+_ALL_POINTS = "(SELECT * FROM points UNION ALL SELECT * FROM recent)"
+_ROW_GROUP_SIZE = 16384
 
 _TYPE_NAMES: dict[type, str] = {float: "float", int: "integer", bool: "boolean", str: "string"}
 
@@ -76,9 +85,18 @@ _UINT_MAX = 2**64 - 1
 class EmbeddedMetricStore:
     """MetricStore in ``<data_dir>/metrics.duckdb``."""
 
-    def __init__(self, data_dir: Path | str, *, filename: str = "metrics.duckdb", threads: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        filename: str = "metrics.duckdb",
+        threads: int | None = None,
+        compact_rows: int = 250_000,
+    ):
         self.path = Path(data_dir) / filename
         self.threads = threads
+        self.compact_rows = compact_rows
+        self._recent_rows = 0
         self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._reset_catalog()
@@ -114,7 +132,10 @@ class EmbeddedMetricStore:
         if self.threads:
             config["threads"] = self.threads
         try:
-            db = duckdb.connect(str(self.path), config=config)
+            db = duckdb.connect(config=config)
+            path = str(self.path).replace("'", "''")
+            db.execute(f"ATTACH '{path}' AS metrics (ROW_GROUP_SIZE {_ROW_GROUP_SIZE})")
+            db.execute("USE metrics")
         except duckdb.Error as exc:
             raise MetricStoreUnavailable(f"cannot open embedded metric store {self.path}: {exc}") from exc
         db.execute(_SCHEMA)
@@ -130,13 +151,14 @@ class EmbeddedMetricStore:
             self._fields.setdefault(measurement, {})[name] = (field_id, kind)
             self._next_field = max(self._next_field, field_id + 1)
         self._newest = dict(
-            db.execute("SELECT series_id, max(time) FROM points GROUP BY series_id").fetchall()
+            db.execute(f"SELECT series_id, max(time) FROM {_ALL_POINTS} GROUP BY series_id").fetchall()
         )
+        self._recent_rows = db.execute("SELECT count(*) FROM recent").fetchall()[0][0]
         self._db = db
 
     def _close(self) -> None:
         if self._db is not None:
-            self._db.execute("CHECKPOINT")
+            self._db.execute("CHECKPOINT metrics")
             self._db.close()
             self._db = None
 
@@ -265,11 +287,14 @@ class EmbeddedMetricStore:
             db.register("_batch", batch)
             try:
                 if not goes_back:
-                    db.execute("INSERT INTO points SELECT series_id, field_id, time, value FROM _batch")
+                    db.execute("INSERT INTO recent SELECT series_id, field_id, time, value FROM _batch")
                 else:
                     self._overwrite(db, batch)
             finally:
                 db.unregister("_batch")
+            self._recent_rows += len(values)
+            if self._recent_rows >= self.compact_rows:
+                self._compact(db)
         if problems:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise MetricStoreError(f"partial write: {shown} dropped={len(problems)}")
@@ -278,20 +303,37 @@ class EmbeddedMetricStore:
         """Last write wins: replace stored points with the batch's, and within the batch keep
         the last point for each series, field and time."""
         batch["seq"] = np.arange(len(batch["time"]), dtype=np.int64)
+        # The time bounds let DuckDB skip every row group outside the batch's time range.
+        bounds = [int(batch["time"].min()), int(batch["time"].max())]
         db.execute("BEGIN TRANSACTION")
         try:
+            for table in ("points", "recent"):
+                db.execute(
+                    f"DELETE FROM {table} USING _batch b WHERE {table}.time BETWEEN ? AND ? "
+                    f"AND {table}.series_id = b.series_id AND {table}.field_id = b.field_id "
+                    f"AND {table}.time = b.time",
+                    bounds,
+                )
             db.execute(
-                "DELETE FROM points USING _batch b WHERE points.series_id = b.series_id "
-                "AND points.field_id = b.field_id AND points.time = b.time"
-            )
-            db.execute(
-                "INSERT INTO points SELECT series_id, field_id, time, arg_max(value, seq) "
+                "INSERT INTO recent SELECT series_id, field_id, time, arg_max(value, seq) "
                 "FROM _batch GROUP BY series_id, field_id, time"
             )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _compact(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Move ``recent`` into ``points``, sorted so that each series sits in few row groups."""
+        db.execute("BEGIN TRANSACTION")
+        try:
+            db.execute("INSERT INTO points SELECT * FROM recent ORDER BY series_id, field_id, time")
+            db.execute("DELETE FROM recent")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._recent_rows = 0
 
     def _new_series(
         self,
@@ -356,8 +398,10 @@ class EmbeddedMetricStore:
     def _delete_before(self, time_ns: int) -> None:
         db = self._conn()
         db.execute("DELETE FROM points WHERE time < ?", [time_ns])
+        db.execute("DELETE FROM recent WHERE time < ?", [time_ns])
+        self._recent_rows = db.execute("SELECT count(*) FROM recent").fetchall()[0][0]
         # As InfluxDB does, series left without points go, and measurements left without series.
-        remaining = {row[0] for row in db.execute("SELECT DISTINCT series_id FROM points").fetchall()}
+        remaining = {row[0] for row in db.execute(f"SELECT DISTINCT series_id FROM {_ALL_POINTS}").fetchall()}
         gone = [series_id for series_id in self._series if series_id not in remaining]
         if not gone:
             return
@@ -456,25 +500,36 @@ class EmbeddedMetricStore:
             origin = query.start_ns - query.start_ns % interval
             params |= {"origin": origin, "interval": interval}
             bucket = "(time - $origin) // $interval"
-        if len(groups) == 1:
-            source = "points WHERE series_id IN (SELECT unnest($ids))"
+        # Field ids belong to one measurement, so the field filter alone selects all its series.
+        every_series = len(series_ids) == len(self._by_measurement[query.measurement])
+        series_filter = "true" if every_series else "series_id IN (SELECT unnest($ids))"
+        if not every_series:
             params["ids"] = series_ids
+        joined = False
+        if len(groups) == 1:
             group = "0"
+        elif len(groups) == len(series_ids):  # one series per group: group by series, map after
+            group = "series_id"
         else:
             db.register(
                 "_groups", {"sid": np.array(series_ids, np.int32), "grp": np.array(group_of, np.int32)}
             )
-            source = "points JOIN _groups ON series_id = sid WHERE true"
-            group = "grp"
+            group, series_filter, joined = "grp", "true", True
+            params.pop("ids", None)
+        source = f"{_ALL_POINTS} JOIN _groups ON series_id = sid" if joined else _ALL_POINTS
         sql = (
             f"SELECT {group} AS grp, {bucket} AS bucket, {aggregate} AS value FROM {source} "
-            "AND field_id = $field AND time >= $start AND time < $end GROUP BY ALL"
+            f"WHERE {series_filter} AND field_id = $field AND time >= $start AND time < $end GROUP BY ALL"
         )
         try:
             result = db.execute(sql, params).fetchnumpy()
         finally:
-            if len(groups) > 1:
+            if joined:
                 db.unregister("_groups")
+        if group == "series_id":
+            group_index = np.zeros(max(series_ids) + 1, dtype=np.int64)
+            group_index[series_ids] = group_of
+            result["grp"] = group_index[np.asarray(result["grp"], dtype=np.int64)]
         return _series_from(query, groups, result)
 
 

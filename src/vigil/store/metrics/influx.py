@@ -50,7 +50,8 @@ def influxql_for(query: MetricQuery, retention_policy: str | None = None) -> str
     if query.aggregation == "percentile":
         if query.percentile is None:
             raise MetricStoreError("a percentile query needs `percentile`")
-        expression = f"{function}({field}, {float(query.percentile)!r})"
+        rank = f"{float(query.percentile):.12f}".rstrip("0").rstrip(".")  # InfluxQL has no 1e-05
+        expression = f"{function}({field}, {rank})"
     else:
         expression = f"{function}({field})"
     source = quote_identifier(query.measurement)
@@ -111,7 +112,12 @@ class InfluxMetricStore:
     async def start(self) -> None:
         await self.ping()
         if self.create_database:
-            await self._query(f"CREATE DATABASE {quote_identifier(self.database)}", write=True)
+            try:
+                await self._query(f"CREATE DATABASE {quote_identifier(self.database)}")
+            except MetricStoreError as exc:
+                raise MetricStoreError(
+                    f"{exc}; if databases are managed elsewhere (InfluxDB 2.x/3.x), use create_database=False"
+                ) from exc
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -153,14 +159,14 @@ class InfluxMetricStore:
             raise MetricStoreError(f"InfluxDB write to {self.database!r} incomplete: {shown}")
 
     async def delete_before(self, time_ns: int) -> None:
-        await self._query(f"DELETE WHERE time < {int(time_ns)}", write=True)
+        await self._query(f"DELETE WHERE time < {int(time_ns)}")
 
     # --- queries ---------------------------------------------------------------------------
 
     async def query(self, query: MetricQuery) -> list[Series]:
         statement = influxql_for(query, self.retention_policy)
         out: list[Series] = []
-        for raw in await self._query(statement, chunked=True):
+        for raw in await self._query(statement):
             tags = {key: raw.get("tags", {}).get(key, "") for key in query.group_by}
             rows = raw.get("values", ())
             times: list[int] = [row[0] for row in rows]
@@ -214,18 +220,18 @@ class InfluxMetricStore:
             rows.extend(raw.get("values", ()))
         return rows
 
-    async def _query(
-        self, statement: str, *, write: bool = False, chunked: bool = False
-    ) -> list[dict[str, Any]]:
-        """Run one statement; return its series (chunks merged). Statement errors come back
-        inside HTTP 200 bodies and are raised here."""
-        params = {"db": self.database, "q": statement, "epoch": "ns"}
-        if chunked:
-            params |= {"chunked": "true", "chunk_size": "50000"}
-        if write:
-            response = await self._send("POST", "/query", data=params)
-        else:
-            response = await self._send("GET", "/query", params=params)
+    async def _query(self, statement: str) -> list[dict[str, Any]]:
+        """Run one statement; return its series, chunks merged. POST, so that long statements
+        fit (GET cannot run CREATE or DELETE anyway); chunked, so that no row limit truncates a
+        result. Statement errors come back inside HTTP 200 bodies and are raised here."""
+        params = {
+            "db": self.database,
+            "q": statement,
+            "epoch": "ns",
+            "chunked": "true",
+            "chunk_size": "50000",
+        }
+        response = await self._send("POST", "/query", data=params)
         if response.status_code != 200:
             raise MetricStoreError(f"InfluxDB query failed: {_error_message(response)}")
         series: list[dict[str, Any]] = []

@@ -17,7 +17,10 @@ from vigil.store.metrics.influx import InfluxMetricStore
 
 async def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> MetricStore:
     if kind == "embedded":
-        store: MetricStore = EmbeddedMetricStore(tmp_path / f"metrics-{uuid.uuid4().hex[:6]}")
+        # Small enough that the tests see data both compacted and recent.
+        store: MetricStore = EmbeddedMetricStore(
+            tmp_path / f"metrics-{uuid.uuid4().hex[:6]}", compact_rows=200
+        )
     else:
         url = request.getfixturevalue("influx_url")
         store = InfluxMetricStore(url, f"vigil_contract_{uuid.uuid4().hex[:10]}")

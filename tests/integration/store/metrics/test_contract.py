@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from vigil.domain.metrics import Aggregation, MetricQuery, Point, Series
@@ -297,6 +298,40 @@ async def test_embedded_store_keeps_its_data_across_close_and_reopen(tmp_path: P
             await second.write([Point("cpu", {"v": 1}, {"host": "a"}, T0 + 2 * S)])
     finally:
         await second.close()
+
+
+async def test_embedded_compaction_keeps_answers_and_overwrites(tmp_path: Path) -> None:
+    store = EmbeddedMetricStore(tmp_path, compact_rows=4)
+    await store.start()
+    try:
+        for minute in range(4):  # 12 rows, compacted after the 2nd and the 4th write
+            await store.write(
+                [Point("cpu", {"v": float(minute)}, {"host": h}, T0 + minute * MINUTE) for h in "abc"]
+            )
+        await store.write([Point("cpu", {"v": 4.0}, {"host": "a"}, T0 + 4 * MINUTE)])  # stays recent
+        before = await store.query(q(aggregation="sum", interval_s=60, group_by=("host",)))
+        assert [s.values for s in before] == [[0.0, 1.0, 2.0, 3.0, 4.0]] + [[0.0, 1.0, 2.0, 3.0, None]] * 2
+        # Overwrite a compacted point and a recent one.
+        await store.write(
+            [
+                Point("cpu", {"v": 10.0}, {"host": "b"}, T0),
+                Point("cpu", {"v": 40.0}, {"host": "a"}, T0 + 4 * MINUTE),
+            ]
+        )
+        after = await store.query(q(aggregation="sum", interval_s=60, group_by=("host",)))
+        assert [s.values for s in after] == [
+            [0.0, 1.0, 2.0, 3.0, 40.0],
+            [10.0, 1.0, 2.0, 3.0, None],
+            [0.0, 1.0, 2.0, 3.0, None],
+        ]
+        assert values(await store.query(q(aggregation="count"))) == [[13.0]]
+    finally:
+        await store.close()
+    with duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True) as db:
+        compacted, recent = db.execute(
+            "SELECT (SELECT count(*) FROM points), (SELECT count(*) FROM recent)"
+        ).fetchall()[0]
+    assert (compacted, recent) == (11, 2)
 
 
 async def test_unreachable_influxdb_raises_unavailable_naming_the_url() -> None:
