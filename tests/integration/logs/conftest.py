@@ -15,7 +15,8 @@ from vigil.logs.semantic import TemplateIndexer
 from vigil.pipeline import topology
 from vigil.pipeline.stages.logs import LogWorker
 
-BASE_NS = time.time_ns() - 3_600_000_000_000  # an hour ago: well inside retention
+# An hour ago (well inside retention), on a whole minute so time buckets are predictable.
+BASE_NS = (time.time_ns() - 3_600_000_000_000) // 60_000_000_000 * 60_000_000_000
 
 
 async def publish(backends: Backends, records: Sequence[LogRecord], source: str | None = "app") -> None:
