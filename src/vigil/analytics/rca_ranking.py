@@ -11,8 +11,9 @@ template), or one release of one service together with the error groups it intro
 Candidates are scored on four things, in the spirit of how an SRE reads a timeline:
 
 - timing (0.3): causes come before their effects, so the candidate whose first signal came
-  earliest ranks best; rank-based (robust to scale), and halved for a candidate that only
-  began after the incident started (it is more likely a consequence).
+  earliest ranks best; rank-based (robust to scale), halved for a candidate that only began
+  after the incident started (more likely a consequence), and neutral (0.5) for a condition
+  older than the analysis horizon (it was there long before anything broke).
 - topology (0.3): on the incident's own hosts or services (1.0), on a host running one of its
   services (0.9), on something they depend on (0.7), unscoped (0.5), elsewhere (0.15).
 - specificity (0.3): a specific failure (a change, a new error template naming a failure, a
@@ -138,6 +139,9 @@ class Scope:
     services: frozenset[str] = frozenset()
     runs_on: Mapping[str, frozenset[str]] = field(default_factory=dict)  # service -> hosts
     depends_on: Mapping[str, frozenset[str]] = field(default_factory=dict)  # service -> callees
+    # Signals that began longer than this before the start are long-standing conditions (an old
+    # prediction still open), not changes that could have triggered the incident.
+    horizon_s: float = 6 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,19 @@ class Hypothesis:
         }
 
 
-def specificity(e: Evidence) -> float:
+def predicted_exhaustion(e: Evidence) -> float | None:
+    """When a prediction expected the resource to run out (epoch seconds), if it says."""
+    for key in ("eta_s", "eta_seconds", "eta"):
+        value = e.details.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return e.onset + float(value)
+    value = e.details.get("exhausted_at")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def specificity(e: Evidence, start: float | None = None) -> float:
     """How much a signal of this kind explains, as opposed to merely showing that something is wrong."""
     category = e.category
     if e.kind in CHANGE_KINDS:
@@ -194,18 +210,23 @@ def specificity(e: Evidence) -> float:
     if e.kind == "error_group":
         return 0.8 if e.is_new else 0.6
     if e.kind == "prediction":
+        exhausted_at = predicted_exhaustion(e)
+        if exhausted_at is not None and start is not None and exhausted_at > start + 3600:
+            return 0.45  # the resource was not expected to run out until well after the incident
         return 0.8 if category in RESOURCE else 0.6
     if e.kind == "log_burst":
         if category in RESOURCE or category in FAULT:
             return 0.75
-        return 0.5 if category else 0.4
+        return 0.5 if category else 0.3  # a burst of routine messages explains little
     if e.kind == "metric_anomaly":
+        # Saturated resources explain the service symptoms (latency, errors) they cause.
         if category in RESOURCE:
             return 0.65
-        return 0.55 if category == "network" else 0.35
-    # Alerts raised elsewhere (Alertmanager, SNMP, Redfish...): specific when they name a fault.
+        return {"network": 0.55, "cpu": 0.5}.get(category or "", 0.35)
+    # Alerts raised elsewhere (Alertmanager, SNMP, Redfish...): as specific as a burst of log
+    # messages naming the same fault when they name one ("link down", "disk failed").
     if category in RESOURCE or category in FAULT:
-        return 0.6
+        return 0.75
     return 0.3
 
 
@@ -292,7 +313,8 @@ def rank(evidence: Sequence[Evidence], scope: Scope) -> list[Hypothesis]:
     if not groups:
         return []
     onsets = {key: min(e.onset for e in items) for key, items in groups.items()}
-    ordered = sorted(set(onsets.values()))
+    # Only recent signals compete on timing; a standing condition sits outside the order.
+    ordered = sorted({o for o in onsets.values() if scope.start - o <= scope.horizon_s})
     position = {onset: i for i, onset in enumerate(ordered)}
     span = max(1, len(ordered) - 1)
 
@@ -300,22 +322,25 @@ def rank(evidence: Sequence[Evidence], scope: Scope) -> list[Hypothesis]:
     for key, items in groups.items():
         onset = onsets[key]
         first = min(items, key=lambda e: (e.onset, e.id))
-        timing = 1.0 - 0.7 * position[onset] / span
+        timing = 1.0 - 0.7 * position[onset] / span if onset in position else 0.5
         reasons = []
         lead_s = scope.start - onset
         if lead_s >= 0:
             reasons.append(f"began {_human_duration(lead_s)} before the incident ({first.id})")
         else:
             reasons.append(f"began {_human_duration(lead_s)} after the incident started ({first.id})")
-        if position[onset] == 0 and len(ordered) > 1:
+        if position.get(onset) == 0 and len(ordered) > 1:
             reasons.append("the earliest signal")
         if -lead_s > AFTER_START_GRACE_S:
             timing *= 0.5
+        elif lead_s > scope.horizon_s:
+            timing = 0.5
+            reasons.append(f"a long-standing condition (open for {_human_duration(lead_s)})")
         places = [topology(e, scope) for e in items]
         topo, topo_reason = max(places, key=lambda p: p[0])
         reasons.append(topo_reason)
-        most_specific = max(items, key=lambda e: (specificity(e), e.score, -e.onset))
-        spec = specificity(most_specific)
+        most_specific = max(items, key=lambda e: (specificity(e, scope.start), e.score, -e.onset))
+        spec = specificity(most_specific, scope.start)
         if spec >= 0.75:
             reasons.append(f"specific evidence: {most_specific.kind.replace('_', ' ')} ({most_specific.id})")
         elif spec <= 0.4:

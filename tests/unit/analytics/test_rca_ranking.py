@@ -165,3 +165,29 @@ def test_timeline_lists_what_came_first() -> None:
     scope = Scope(start=T0)
     items = [ev("E2", "alert", "b", 5), ev("E1", "alert", "a", -5)]
     assert [(t["id"], t["lead_s"]) for t in timeline(items, scope)] == [("E1", 300.0), ("E2", -300.0)]
+
+
+def test_resource_saturation_explains_more_than_service_symptoms() -> None:
+    cpu = ev("E1", "metric_anomaly", "cpu", 0, category="cpu")
+    latency = ev("E2", "metric_anomaly", "latency", 0, category="latency")
+    link_down = ev("E3", "alert", "Interface Gi0/1 down", 0, category="network")
+    health_burst = ev("E4", "log_burst", "GET /health 200", 0)
+    assert specificity(link_down) > specificity(cpu) > specificity(latency) > specificity(health_burst)
+
+
+def test_a_long_standing_condition_is_not_a_recent_change() -> None:
+    scope = Scope(start=T0, hosts=frozenset({"web-03"}), horizon_s=6 * 3600)
+    old = ev("E1", "alert", "RAID degraded on web-03", -3 * 24 * 60, host="web-03", category="hardware")
+    new = ev("E2", "metric_anomaly", "disk used on web-03", -10, host="web-03", category="disk_space")
+    by_key = {h.key: h for h in rank([old, new], scope)}
+    assert by_key["hardware@web-03"].timing == 0.5
+    assert any("long-standing condition (open for 3.0 days)" in r for r in by_key["hardware@web-03"].reasons)
+    assert by_key["disk_space@web-03"].timing == 1.0  # the earliest *recent* signal
+
+
+def test_a_prediction_that_ran_out_later_than_the_incident_explains_little() -> None:
+    due = ev("E1", "prediction", "/var full in ~2 h", -120, category="disk_space", details={"eta_s": 7200})
+    later = ev("E2", "prediction", "/var full in ~5 days", -120, category="disk_space", details={"eta_s": 432000})
+    assert specificity(due, T0) == 0.8
+    assert specificity(later, T0) == 0.45
+    assert specificity(later) == 0.8  # without a start there is nothing to compare with
