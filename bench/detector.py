@@ -68,8 +68,8 @@ class RollingGaussian:
 
 def synthetic_series(n: int, seed: int = 0) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     rng = np.random.default_rng(seed)
-    t = 1_700_000_000.0 + 60.0 * np.arange(n)
-    y = 50 + 10 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, n)
+    t: npt.NDArray[np.float64] = 1_700_000_000.0 + 60.0 * np.arange(n, dtype=np.float64)
+    y: npt.NDArray[np.float64] = 50 + 10 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, n)
     y[rng.integers(0, n, n // 500)] += 15
     y[n // 2 :] += 5
     return t, y
@@ -178,13 +178,21 @@ def main(
         return
     table = Table(title=f"Univariate detector, one core, {points} points (peer window {WINDOW})")
     table.add_column("detector")
-    for col in ("update_many pts/s", "batches of 100 pts/s", "update pts/s", "serialised B", "retained B/series"):
+    for col in (
+        "update_many pts/s",
+        "batches of 100 pts/s",
+        "update pts/s",
+        "serialised B",
+        "retained B/series",
+    ):
         table.add_column(col, justify="right")
     for name, r in results.items():
         table.add_row(
             name,
             f"{r['update_many_points_per_s']:,.0f}",
-            "-" if math.isnan(r["update_many_batches_of_100_points_per_s"]) else f"{r['update_many_batches_of_100_points_per_s']:,.0f}",
+            "-"
+            if math.isnan(r["update_many_batches_of_100_points_per_s"])
+            else f"{r['update_many_batches_of_100_points_per_s']:,.0f}",
             f"{r['update_points_per_s']:,.0f}",
             f"{r['serialised_bytes']:,.0f}",
             f"{r['retained_bytes_per_series']:,.0f}",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,8 +109,15 @@ def nab_cases(data_dir: Path) -> list[Case]:
                 continue  # never reaches a new level: no honest threshold
             threshold = (top + future_top) / 2.0
             first = int(np.argmax(future_y >= threshold))
-            cases.append(Case("NAB " + f.name.split("/")[0], history_t, history_y, threshold,
-                              float(future_t[first] - history_t[-1])))
+            cases.append(
+                Case(
+                    "NAB " + f.name.split("/")[0],
+                    history_t,
+                    history_y,
+                    threshold,
+                    float(future_t[first] - history_t[-1]),
+                )
+            )
     return cases
 
 
@@ -123,7 +130,7 @@ def naive_eta(case: Case) -> float | None:
     return naive_linear_eta(case.times, case.values, case.threshold)
 
 
-def evaluate(cases: list[Case], methods: dict[str, Callable[[Case], float | None]]) -> dict[str, object]:
+def evaluate(cases: list[Case], methods: Mapping[str, Callable[[Case], float | None]]) -> dict[str, object]:
     preds: dict[str, list[float | None]] = {}
     ms: dict[str, float] = {}
     for name, fn in methods.items():
@@ -133,7 +140,9 @@ def evaluate(cases: list[Case], methods: dict[str, Callable[[Case], float | None
     both = [i for i in range(len(cases)) if all(preds[m][i] is not None for m in methods)]
     out: dict[str, object] = {"cases": len(cases), "cases_all_predicted": len(both)}
     for name in methods:
-        errors = [abs(p - c.true_eta_s) / HOUR for p, c in zip(preds[name], cases, strict=True) if p is not None]
+        errors = [
+            abs(p - c.true_eta_s) / HOUR for p, c in zip(preds[name], cases, strict=True) if p is not None
+        ]
         head = [abs(float(preds[name][i]) - cases[i].true_eta_s) / HOUR for i in both]  # type: ignore[arg-type]
         out[name] = {
             "predicted": len(errors),
@@ -181,16 +190,33 @@ def main(
         print_json(results)
         return
     table = Table(title="Time-to-threshold error in hours (MAE / median) and cost")
-    for col in ("suite", "method", "cases", "predicted", "MAE all", "median all", "MAE common",
-                "median common", "ms/forecast"):
+    for col in (
+        "suite",
+        "method",
+        "cases",
+        "predicted",
+        "MAE all",
+        "median all",
+        "MAE common",
+        "median common",
+        "ms/forecast",
+    ):
         table.add_column(col, justify="right" if col not in ("suite", "method") else "left")
     for suite, res in results.items():
         assert isinstance(res, dict)
         for m in methods:
             r = res[m]
-            table.add_row(suite, m, str(res["cases"]), str(r["predicted"]), f"{r['mae_h']:.1f}",
-                          f"{r['median_ae_h']:.1f}", f"{r['mae_h_on_common']:.1f}",
-                          f"{r['median_ae_h_on_common']:.1f}", f"{r['ms_per_forecast']:.2f}")
+            table.add_row(
+                suite,
+                m,
+                str(res["cases"]),
+                str(r["predicted"]),
+                f"{r['mae_h']:.1f}",
+                f"{r['median_ae_h']:.1f}",
+                f"{r['mae_h_on_common']:.1f}",
+                f"{r['median_ae_h_on_common']:.1f}",
+                f"{r['ms_per_forecast']:.2f}",
+            )
     Console().print(table)
     for suite, res in results.items():
         assert isinstance(res, dict)

@@ -243,7 +243,9 @@ def score_all_profiles(
     return {name: score_corpus(corpus, scores, name) for name in PROFILES}
 
 
-def window_rows(times: Sequence[float], windows: Sequence[tuple[float, float]]) -> tuple[tuple[int, int], ...]:
+def window_rows(
+    times: Sequence[float] | npt.NDArray[np.float64], windows: Sequence[tuple[float, float]]
+) -> tuple[tuple[int, int], ...]:
     """Map windows given as (start, end) times to inclusive row ranges of sorted ``times``."""
     t = np.asarray(times, dtype=np.float64)
     out: list[tuple[int, int]] = []

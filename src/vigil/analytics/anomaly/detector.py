@@ -19,11 +19,19 @@ How a point is scored
    (two-sided CUSUM of clipped z; when it fires the levels jump to the recent residual mean so
    that a new level is learnt at once instead of alerting for hours) and ``trend`` (difference
    of a fast and a slow EWMA of the de-seasonalised value against its own typical size).
-3. **Ensemble.** Each test reports evidence ``e`` (1.0 = its own threshold). The point is
-   anomalous when at least ``min_agreement`` tests fire, or one fires with ``e >= strong``.
-4. **Score.** ``score`` in [0, 1) grows with the strongest evidence relative to what this
-   series usually produces (see ``DetectorConfig``), then is damped right after a previous
-   alert of the same series so that one event yields one high score, not a run of them.
+3. **Ensemble.** Each test reports evidence ``e`` (1.0 = its own threshold). The point tests
+   (``zscore``, ``iqr``) need agreement (``min_agreement``) or strong evidence
+   (``e >= strong_evidence``); the accumulating tests (``level_shift``, ``trend``) already
+   demand persistence and count on their own. That gives ``is_anomalous`` and ``methods``.
+4. **Score.** The surprise ``log(1 + |z|)`` is smoothed over a few points (``surprise_rate``)
+   and compared with its own long-run mean and spread for this series
+   (``calibration_rate``): ``level`` = how many SDs above its usual surprise the series is
+   now. A noisy, heavy-tailed series therefore needs a much larger z than a quiet one to
+   score high. ``score = level² / (level² + score_scale²)`` (0.5 at ``score_scale`` SDs).
+5. **Onset.** ``onset = 1 - exp(-(level - peak))`` where ``peak`` is the highest level of the
+   recent past (decaying by ``onset_decay`` per point), else 0: non-zero only when the
+   series does something more unusual than anything lately -- the start of an event, once.
+   NAB thresholds this stream (it rewards the first detection and charges every later row).
 """
 
 from __future__ import annotations
@@ -31,7 +39,6 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 
 import numpy as np
@@ -54,8 +61,10 @@ def methods_from_mask(mask: int) -> tuple[str, ...]:
 class DetectorConfig:
     """Tuning of ``UnivariateDetector``. Rates are per point unless said otherwise.
 
-    The defaults are the ones Vigil runs with and the ones benchmarked on NAB; nothing in
-    them is fitted to a particular series.
+    The defaults are the ones Vigil runs with and the ones benchmarked on NAB. Nothing in
+    them is specific to a series; ``scale_rate``, ``calibration_rate`` and ``onset_decay``
+    were chosen by sweeping a few values over the whole NAB corpus we have (31 files), so the
+    NAB score is somewhat optimistic for unseen series (see bench/RESULTS.md).
     """
 
     level_rate: float = 0.05
@@ -74,7 +83,7 @@ class DetectorConfig:
     min_agreement: int = 2
     strong_evidence: float = 1.5
     warmup_points: int = 100
-    scale_floor: float = 0.01  # minimum scale, as a share of the flat model's error
+    scale_floor: float = 0.01  # minimum scale, as a share of the long-run spread of the values
     surprise_rate: float = 0.3  # EWMA rate of the short-term surprise log(1 + |z|)
     calibration_rate: float = 0.0003  # rate of its long-run mean/variance (the series' normal)
     score_scale: float = 4.0  # calibrated surprise (in SDs) at which score = 0.5
@@ -212,7 +221,7 @@ class UnivariateDetector:
         """Score one point and learn from it."""
         return self.update_many([t], [x]).result(0)
 
-    def update_many(self, times: Sequence[float] | npt.ArrayLike, values: Sequence[float] | npt.ArrayLike) -> BatchResult:
+    def update_many(self, times: npt.ArrayLike, values: npt.ArrayLike) -> BatchResult:
         """Score and learn a batch of points; identical to calling ``update`` on each in turn."""
         t_arr = np.asarray(times, dtype=np.float64)
         x_arr = np.asarray(values, dtype=np.float64)
@@ -254,9 +263,10 @@ class UnivariateDetector:
         params.frombytes(data[offset : offset + 8 * n_params])
         offset += 8 * n_params
         values = dict(zip(_CONFIG_FIELDS, params, strict=True))
-        config = DetectorConfig(
-            **{name: int(values[name]) if name in _INT_FIELDS else values[name] for name in _CONFIG_FIELDS}
-        )
+        kwargs: dict[str, float] = {name: values[name] for name in _CONFIG_FIELDS}
+        for name in _INT_FIELDS:
+            kwargs[name] = int(kwargs[name])
+        config = DetectorConfig(**kwargs)  # type: ignore[arg-type]
         detector = cls(config)
         detector._state = array("d")
         detector._state.frombytes(data[offset : offset + 8 * n_state])
@@ -303,10 +313,8 @@ def _run(
         score_scale,
         onset_decay,
     ) = params
-    (
-        n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale,
-        lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode,
-    ) = state[:_NSTATE]  # fmt: skip
+    (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale) = state[:17]
+    (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode) = state[17:_NSTATE]
     k2 = score_scale * score_scale
     out_onset: list[float] = []
 
@@ -456,19 +464,20 @@ def _run(
         # --- calibrated score: how unusual the recent surprise is *for this series* ---
         a = math.log1p(abs(z))
         sur += surprise_rate * (a - sur)
-        if warm and sur_var > 0.0:
-            level = (sur - sur_mean) / math.sqrt(sur_var)
-        else:
-            level = 0.0
+        level = (sur - sur_mean) / math.sqrt(sur_var) if warm and sur_var > 0.0 else 0.0
         if level > 0.0:
             score = level * level / (level * level + k2)
             novelty = level - peak
             onset = 1.0 - math.exp(-novelty) if novelty > 0.0 else 0.0
         else:
             score = onset = 0.0
-        peak *= onset_decay
-        if level > peak:
-            peak = level
+        # the memory of recent peaks starts once the long-run calibration has settled: levels
+        # measured against a spread estimated from a few hundred points are inflated, and a
+        # peak remembered from then would hide real events for a long time
+        if n > 4.0 * warmup:
+            peak *= onset_decay
+            if level > peak:
+                peak = level
         c_rate = calib_rate if calib_rate * n > 1.0 else 1.0 / n
         dev = sur - sur_mean
         sur_mean += c_rate * dev
@@ -557,11 +566,8 @@ def _run(
             cp = cn = 0.0
             rr = 0.0
 
-    state[:_NSTATE] = array(
-        "d",
-        (
-            n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale,
-            lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode,
-        ),  # fmt: skip
+    state[:17] = array(
+        "d", (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale)
     )
+    state[17:_NSTATE] = array("d", (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode))
     return out_onset, out_score, out_flag, out_exp, out_lo, out_hi, out_fired, out_ev

@@ -3,8 +3,9 @@
 Each column is one metric (CPU, memory, disk I/O, ...); each row one time step. Columns are
 robustly standardised (median / IQR of the training matrix) so no metric dominates by its
 unit. The score is the forest's (it catches unusual *combinations*), raised for values beyond
-anything in the training data, which a forest alone ranks poorly. The pipeline refits the model on the host's recent history on its own schedule and
-scores each new row with ``score``.
+anything in the training data, which a forest alone ranks poorly. The pipeline refits the
+model on the host's recent history on its own schedule and scores each new row with
+``score``.
 """
 
 from __future__ import annotations

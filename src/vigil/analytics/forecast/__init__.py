@@ -15,4 +15,10 @@ from vigil.analytics.forecast.exhaustion import (
     should_resolve,
 )
 
-__all__ = ["ExhaustionForecast", "forecast_exhaustion", "last_level_drop", "naive_linear_eta", "should_resolve"]
+__all__ = [
+    "ExhaustionForecast",
+    "forecast_exhaustion",
+    "last_level_drop",
+    "naive_linear_eta",
+    "should_resolve",
+]

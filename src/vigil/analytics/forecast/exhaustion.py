@@ -12,7 +12,8 @@ Method, chosen by ``bench/forecast.py`` against a naive least-squares line over 
 4. **Crossing.** The threshold is reached when the trend plus the daily peak of the profile
    touches it. The interval comes from the slope's interval and the residual noise.
 
-No upward trend (slope interval touching zero) means no forecast: ``None``.
+No upward trend (slope interval touching zero, or a rise over the fitted span smaller than
+the residual noise) means no forecast: ``None``.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def forecast_exhaustion(
     confidence: float = 0.90,
     min_points: int = 12,
     min_span_s: float = 3600.0,
-    max_points: int = 400,
+    max_points: int = 200,
 ) -> ExhaustionForecast | None:
     """Forecast when ``values`` (at ``times``, seconds) reach ``threshold``; None if not rising."""
     t = np.asarray(times, dtype=np.float64)
@@ -147,6 +148,10 @@ def forecast_exhaustion(
     total = float(np.sum((y_fit - y_fit.mean()) ** 2))
     quality = 1.0 - float(np.sum(resid**2)) / total if total > 0 else 0.0
     noise = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    # a slope whose whole rise over the fitted span stays inside the noise is not a trend,
+    # whatever its interval says (one flat series in twenty would pass the 90% test alone)
+    if slope * hours[-1] < noise:
+        return None
 
     now_h = (now - t[0]) / 3600.0
     level_now = intercept + slope * now_h

@@ -63,6 +63,15 @@ def test_flat_or_decreasing_series_gives_no_forecast(slope: float) -> None:
     assert forecast_exhaustion(t, y, threshold=90.0) is None
 
 
+def test_pure_noise_never_looks_like_a_leak() -> None:
+    t = grid(3)
+    false_alarms = 0
+    for seed in range(30):
+        y = 60.0 + np.random.default_rng(100 + seed).normal(0, 1.0, len(t))
+        false_alarms += forecast_exhaustion(t, y, threshold=90.0) is not None
+    assert false_alarms == 0
+
+
 def test_daily_cycle_with_a_leak_is_de_seasonalised() -> None:
     rng = np.random.default_rng(4)
     t = grid(7)
