@@ -1,8 +1,9 @@
 """``TemplateClassifier`` by a model: a second opinion on log templates the rules are unsure of.
 
-The log stage asks it once per new template whose rule label is below the rules' confidence bar;
-``None`` means "no opinion" (the model failed or answered nonsense twice) and the rule label
-stands. Results are labelled ``method="model"`` with the model's name in ``reason``.
+The log labeller asks it once per template whose rule label is below the rules' confidence bar;
+``None`` means "no opinion" (the model answered nonsense twice) and the rule label stands; an
+unreachable model raises, so the template is asked about again later. Results are labelled
+``method="model"`` with the model's name in ``reason``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 
 from vigil.analytics.logclassify import Classification
 from vigil.llm.budget import estimate_tokens
-from vigil.llm.client import LLM, LLMError
+from vigil.llm.client import LLM
 from vigil.llm.prompts import classification as prompt
-from vigil.llm.structured import ask_structured
+from vigil.llm.structured import InvalidOutput, ask_structured
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,11 @@ class LLMTemplateClassifier:
             answer = await ask_structured(
                 self.llm, "classification", messages, prompt.TemplateLabel, max_tokens=200
             )
-        except LLMError as exc:
-            log.warning("model classification of a log template failed, rules label kept: %s", exc)
+        except InvalidOutput as exc:
+            log.warning("no usable model label for a log template, rules label kept: %s", exc)
             return None
+        # Other LLMErrors (server down, rate limits, quota) propagate: the labeller retries the
+        # template later instead of recording that the model had no opinion.
         label = answer.value
         return Classification(
             failure_type=label.failure_type,

@@ -14,6 +14,7 @@ from vigil.alerting.summary import AlertBrief, IncidentSnapshot
 from vigil.analytics.anomaly.detector import DetectionResult
 from vigil.analytics.anomaly.review import ReviewRequest
 from vigil.analytics.logclassify import Classification
+from vigil.backends import Backends
 from vigil.llm.classifier import LLMTemplateClassifier
 from vigil.llm.client import LLM, LLMOptions
 from vigil.llm.openai_compat import OpenAICompatProvider
@@ -170,3 +171,56 @@ async def test_summarizer_falls_back_to_rules(server: FakeLLMServer, llm: LLM) -
     await llm.aclose()
     assert summary.generated_by == "rules"
     assert summary.text.startswith("1 alert (1 still firing) on host web-03")
+
+
+async def test_classifier_raises_when_the_model_is_unreachable_so_the_template_is_retried(
+    server: FakeLLMServer, llm: LLM
+) -> None:
+    from vigil.llm.client import LLMQuotaExceeded
+
+    server.push(insufficient_quota())
+    with pytest.raises(LLMQuotaExceeded):
+        await LLMTemplateClassifier(llm).classify(TEMPLATE, [], UNSURE)
+    await llm.aclose()
+
+
+async def test_the_log_labeller_stores_the_model_label(backends: Backends, server: FakeLLMServer) -> None:
+    """The log intelligence seam end to end: a low-confidence rule label replaced by the model's."""
+    from sqlalchemy import select
+
+    from vigil.llm.factory import template_classifier
+    from vigil.logs.labels import ModelLabeler
+    from vigil.store.models.logs import LogTemplate
+
+    backends.settings.llm_provider = "openai"
+    backends.settings.llm_base_url = server.openai_url
+    backends.settings.llm_model = "fake-model"
+    classifier = template_classifier(backends)
+    assert classifier is not None
+    async with backends.db.session() as session:
+        session.add(
+            LogTemplate(
+                source="app",
+                local_id=1,
+                template=TEMPLATE,
+                count=3,
+                first_seen_ns=1,
+                last_seen_ns=2,
+                examples=["worker 3 lost lease on shard 7 after 5012 ms"],
+                failure_type="none",
+                severity="low",
+                label_method="rule",
+                label_confidence=0.3,
+            )
+        )
+    server.push(
+        Reply(
+            content='{"failure_type": "dependency_down", "severity": "high", "component": "scheduler", '
+            '"confidence": 0.8, "reason": "coordination service unreachable"}'
+        )
+    )
+    assert await ModelLabeler(backends, classifier).run_once() == 1
+    async with backends.db.session() as session:
+        row = (await session.execute(select(LogTemplate))).scalar_one()
+    assert (row.failure_type, row.severity, row.label_method) == ("dependency_down", "high", "model")
+    assert row.label_confidence == 0.8 and row.model_checked_at is not None

@@ -534,7 +534,13 @@ class LogWorker:
 
 def log_services(backends: Backends) -> list[Any]:
     """The log side of the worker: shard consumers, the template vector index, retention."""
+    from vigil.llm.factory import template_classifier
+    from vigil.logs.labels import ModelLabeler
     from vigil.logs.retention import LogRetention
     from vigil.logs.semantic import TemplateIndexer
 
-    return [LogWorker(backends), TemplateIndexer(backends), LogRetention(backends)]
+    services: list[Any] = [LogWorker(backends), TemplateIndexer(backends), LogRetention(backends)]
+    classifier = template_classifier(backends)  # None unless an LLM is configured
+    if classifier is not None:
+        services.append(ModelLabeler(backends, classifier))
+    return services
