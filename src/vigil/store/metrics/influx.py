@@ -158,6 +158,25 @@ class InfluxMetricStore:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise MetricStoreError(f"InfluxDB write to {self.database!r} incomplete: {shown}")
 
+    async def write_line_protocol(self, body: str) -> None:
+        """Write a line-protocol body as it is: nanosecond timestamps, already validated (the
+        ingest API's fast path, see ``vigil.domain.codec``), so nothing is parsed or formatted
+        here. Raises MetricStoreError with InfluxDB's answer when it refuses any of it (a
+        partial write keeps the good points)."""
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        data = body.encode()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if len(data) >= self.gzip_min_bytes:
+            data = gzip.compress(data, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        response = await self._send("POST", "/write", params=params, content=data, headers=headers)
+        if response.status_code != 204:
+            raise MetricStoreError(
+                f"InfluxDB write to {self.database!r} incomplete: {_error_message(response)}"
+            )
+
     async def delete_before(self, time_ns: int) -> None:
         await self._query(f"DELETE WHERE time < {int(time_ns)}")
 
