@@ -447,3 +447,66 @@ async def test_poison_alert_change_is_dead_lettered(backends: Backends) -> None:
     await Runner(backends.bus, [stage]).process(stage, messages)
     [letter] = await backends.bus.list_dead_letters()
     assert "undecodable alert change" in letter.reason
+
+
+async def test_from_alert_signals_to_a_model_rca_and_summary(api: Api, llm_server: FakeLLMServer) -> None:
+    """The real alerting service raises alerts and an incident from findings; the enrich stage,
+    fed by its ALERT_CHANGES events, writes the RCA and the incident summary with the model."""
+    from vigil.alerting.service import AlertService
+    from vigil.domain.alerts import AlertSignal
+    from vigil.pipeline.runner import Runner
+    from vigil.pipeline.stages.enrich import enrich_stage
+
+    enable_llm(api, llm_server)
+    summary_text = "The /var filesystem on web-03 filled up; requests now fail with 500."
+
+    def model(flavour: Flavour, body: dict[str, Any]) -> Scripted:
+        if "response_format" in body:  # the RCA asks for JSON; the summary for plain text
+            return citing_answer()(flavour, body)
+        return Reply(content=summary_text)
+
+    llm_server.responder = model
+    backends = api.backends
+    now = datetime.now(UTC)
+    ns = int(now.timestamp() * 1e9)
+    signals = [
+        AlertSignal(
+            origin="anomaly",
+            title="disk used_percent on web-03 /var",
+            severity="high",
+            time_ns=ns - 600 * 10**9,
+            host="web-03",
+            fingerprint="anomaly:disk,host=web-03:used_percent",
+            evidence=finding(
+                "anomaly", "disk,host=web-03:used_percent", 0.9, measurement="disk", field="used_percent"
+            ),
+        ),
+        AlertSignal(
+            origin="log",
+            title="New error log pattern (disk_space): write <*> failed: No space left on device",
+            severity="high",
+            time_ns=ns - 60 * 10**9,
+            host="web-03",
+            fingerprint="new_error_template:log_template:5",
+            evidence=finding(
+                "new_error_template", "log_template:5", 0.95, template_id=5, failure_type="disk_space"
+            ),
+        ),
+    ]
+    stage = enrich_stage(backends)
+    await backends.bus.ensure_group(stage.topic, stage.group)
+    await AlertService(backends.db, backends.bus).ingest(signals)
+    messages = await backends.bus.consume(stage.topic, stage.group, "t", count=100, block_ms=1000)
+    assert any(b'"incident.created"' in m.payload for m in messages)
+    await Runner(backends.bus, [stage]).process(stage, messages)
+
+    incidents = (await api.client.get("/api/v1/incidents")).json()["items"]
+    assert len(incidents) == 1
+    incident_id = incidents[0]["id"]
+    rca = (await api.client.get(f"/api/v1/incidents/{incident_id}/rca")).json()
+    assert rca["generated_by"] == "model:fake-model" and rca["trigger"] == "incident.created"
+    assert rca["hypotheses"][0]["key"] == "disk_space@web-03"
+    incident = (await api.client.get(f"/api/v1/incidents/{incident_id}")).json()
+    assert incident["summary"] == summary_text
+    usage = (await api.client.get("/api/v1/llm/usage")).json()["groups"]
+    assert usage["rca"]["calls"] == 1 and usage["summary"]["calls"] == 1
