@@ -1024,7 +1024,8 @@ class AlertOps:
         message = notification_message(
             alert, pending.event, incident, note=pending.note, escalation_level=pending.level
         )
-        for delivery in deliveries(alert, message, targets, self.now):
+        # The outbox runs on the wall clock even when a replay or test moves `now`.
+        for delivery in deliveries(alert, message, targets, utcnow()):
             self.session.add(delivery)
         if pending.event in ("trigger", "escalate") and alert.notified_at is None:
             alert.notified_at = self.now

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -59,13 +59,16 @@ class AlertService:
         self.topology = TopologySource(db, topology_ttl_s)
 
     @asynccontextmanager
-    async def transaction(self, *, fresh_rules: bool = False) -> AsyncIterator[AlertOps]:
+    async def transaction(
+        self, *, fresh_rules: bool = False, now: datetime | None = None
+    ) -> AsyncIterator[AlertOps]:
         """Make changes through the yielded AlertOps; they commit and are announced on exit
-        (nothing is written or announced when the body raises)."""
+        (nothing is written or announced when the body raises). ``now`` overrides the clock,
+        for replays and tests."""
         if fresh_rules:
             self.rules.invalidate()
         async with alerting_transaction(self.db) as session:
-            now = utcnow()
+            now = now or utcnow()
             rules = await self.rules.get(session, now)
             ops = AlertOps(session, rules, options=self.options, topology=self.topology.get, now=now)
             yield ops

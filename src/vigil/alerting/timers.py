@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from vigil.alerting.service import AlertService
 from vigil.analytics.correlation import DEFAULT_AUTO_RESOLVE_MINUTES
@@ -31,8 +32,8 @@ class AlertTimers:
         self.service = service
         self.interval_s = interval_s
 
-    async def tick(self) -> TickResult:
-        async with self.service.transaction() as ops:
+    async def tick(self, now: datetime | None = None) -> TickResult:
+        async with self.service.transaction(now=now) as ops:
             origins = sorted(set(DEFAULT_AUTO_RESOLVE_MINUTES) | set(ops.rules.auto_resolve_minutes))
             resolved = await ops.auto_resolve_stale(origins)
             escalated = await ops.escalate_due()
