@@ -210,7 +210,12 @@ async def _templates(db: Database, g: Gathered, options: GatherOptions, _: list[
             (
                 await session.execute(
                     select(LogTemplate)
-                    .where(LogTemplate.first_seen_ns >= lo, LogTemplate.first_seen_ns <= hi)
+                    .where(
+                        LogTemplate.first_seen_ns >= lo,
+                        LogTemplate.first_seen_ns <= hi,
+                        # New routine messages (a new URL, a new user) explain nothing.
+                        or_(LogTemplate.failure_type != "none", LogTemplate.severity != "low"),
+                    )
                     .order_by(LogTemplate.first_seen_ns)
                     .limit(options.max_templates)
                 )
@@ -310,10 +315,11 @@ async def _errors(db: Database, g: Gathered, options: GatherOptions, _: list[Ale
                     .order_by(ErrorEvent.time.desc())
                     .limit(1)
                 )
+                same_service = ErrorEvent.service == service if service else ErrorEvent.service.is_(None)
                 seen_before = await session.execute(
                     select(func.count())
                     .select_from(ErrorEvent)
-                    .where(ErrorEvent.release == release, ErrorEvent.time < g.window_start)
+                    .where(ErrorEvent.release == release, same_service, ErrorEvent.time < g.window_start)
                 )
                 if seen_before.scalar_one():
                     continue

@@ -510,3 +510,74 @@ async def test_from_alert_signals_to_a_model_rca_and_summary(api: Api, llm_serve
     assert incident["summary"] == summary_text
     usage = (await api.client.get("/api/v1/llm/usage")).json()["groups"]
     assert usage["rca"]["calls"] == 1 and usage["summary"]["calls"] == 1
+
+
+async def test_new_log_templates_are_evidence_with_the_hosts_that_logged_them(api: Api) -> None:
+    from vigil.store.models import LogLine, LogTemplate
+
+    backends = api.backends
+    ns = lambda at: int(at.timestamp() * 1e9)  # noqa: E731
+    async with backends.db.session() as session:
+        full = LogTemplate(
+            source="syslog",
+            local_id=1,
+            template="write <*> failed: No space left on device",
+            count=40,
+            first_seen_ns=ns(minutes(-1)),
+            last_seen_ns=ns(minutes(2)),
+            examples=["write /var/log/x failed: No space left on device"],
+            failure_type="disk_space",
+            severity="high",
+            label_method="rule",
+            label_confidence=0.95,
+        )
+        routine = LogTemplate(
+            source="syslog",
+            local_id=2,
+            template="GET /api/v2/items/<*> 200",
+            count=900,
+            first_seen_ns=ns(minutes(-3)),
+            last_seen_ns=ns(minutes(2)),
+            examples=[],
+            failure_type="none",
+            severity="low",
+            label_method="rule",
+            label_confidence=0.9,
+        )
+        session.add_all([full, routine])
+        await session.flush()
+        for k in range(3):
+            session.add(
+                LogLine(
+                    time_ns=ns(minutes(-1 + k)),
+                    source="syslog",
+                    host="web-03",
+                    message="x",
+                    template_id=full.id,
+                    params=[],
+                )
+            )
+    incident_id = await add_incident(
+        backends,
+        "web-03 disk",
+        T,
+        ["web-03"],
+        [],
+        [
+            {
+                "origin": "anomaly",
+                "title": "disk used_percent on web-03 /var",
+                "host": "web-03",
+                "first_seen": minutes(-15),
+                "evidence": finding(
+                    "anomaly", "disk,host=web-03:used_percent", 0.9, measurement="disk", field="used_percent"
+                ),
+            }
+        ],
+    )
+    rca = (await api.client.post(f"/api/v1/incidents/{incident_id}/rca")).json()
+    templates = [e for e in rca["evidence"] if e["kind"] == "new_log_template"]
+    assert len(templates) == 1  # the routine template is not evidence
+    assert templates[0]["host"] == "web-03" and templates[0]["category"] == "disk_space"
+    top = rca["hypotheses"][0]
+    assert top["key"] == "disk_space@web-03" and templates[0]["id"] in top["evidence_ids"]
