@@ -197,6 +197,6 @@ def main(
             f"{r['serialised_bytes']:,.0f}",
             f"{r['retained_bytes_per_series']:,.0f}",
         )
-    Console().print(table)
+    Console(width=160).print(table)
     err.print(", ".join(f"{k} {val:.2f}" for k, val in ratios.items()))
     err.print(f"machine: {machine()}")

@@ -217,7 +217,7 @@ def main(
                 f"{r['median_ae_h_on_common']:.1f}",
                 f"{r['ms_per_forecast']:.2f}",
             )
-    Console().print(table)
+    Console(width=160).print(table)
     for suite, res in results.items():
         assert isinstance(res, dict)
         err.print(f"{suite}: Vigil 90% interval coverage {res['vigil_interval_coverage']:.2f}")

@@ -7,7 +7,6 @@ detector and profile over the whole corpus and normalises with the null and perf
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -49,16 +48,14 @@ def load_corpus(data_dir: Path) -> list[NabFile]:
     windows = json.loads((data_dir / "windows.json").read_text())
     corpus = []
     for name in sorted(windows):
-        times: list[float] = []
-        values: list[float] = []
-        with (data_dir / "data" / name).open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                times.append(_parse_time(row["timestamp"]))
-                values.append(float(row["value"]))
-        t = np.array(times)
+        lines = (data_dir / "data" / name).read_text().splitlines()
+        rows = [line.split(",") for line in lines[1:] if line]  # after the timestamp,value header
+        # numpy parses the ISO timestamps in C: several times faster than datetime per row
+        t = np.array([r[0] for r in rows], dtype="datetime64[s]").astype(np.int64).astype(np.float64)
+        values = np.array([r[1] for r in rows], dtype=np.float64)
         spans = [(_parse_time(a), _parse_time(b)) for a, b in windows[name]]
         labels = LabelledSeries(name=name, length=len(t), windows=window_rows(t, spans))
-        corpus.append(NabFile(name, t, np.array(values), labels))
+        corpus.append(NabFile(name, t, values, labels))
     return corpus
 
 
@@ -70,26 +67,28 @@ def vigil_scores(times: FloatArray, values: FloatArray) -> FloatArray:
 
 def windowed_gaussian_scores(times: FloatArray, values: FloatArray) -> FloatArray:
     """NAB's ``windowedGaussian`` baseline: two-sided Gaussian tail of the value against the mean
-    and standard deviation of a 6400-point window that slides in steps of 100 points."""
+    and standard deviation of a 6400-point window that slides in steps of 100 points.
+
+    Vectorised, but each row sees exactly the statistics NAB's loop would use: the first 6400
+    rows the mean/SD of all earlier rows, later rows those of the window as of the last step.
+    """
     window_size, step_size = 6400, 100
-    out = np.zeros(len(values))
-    window: list[float] = []
-    pending: list[float] = []
-    mean, std = 0.0, 1.0
-    for i, x in enumerate(values.tolist()):
-        if window:
-            z = abs(x - mean) / std
-            out[i] = 1.0 - 0.5 * math.erfc(z / math.sqrt(2.0))
-        if len(window) < window_size:
-            window.append(x)
-            mean, std = float(np.mean(window)), float(np.std(window)) or 1e-6
-        else:
-            pending.append(x)
-            if len(pending) == step_size:
-                window = window[step_size:] + pending
-                pending = []
-                mean, std = float(np.mean(window)), float(np.std(window)) or 1e-6
-    return out
+    n = len(values)
+    x = values - values[0]  # shift for numerically safer running sums; SD and z are unchanged
+    c1 = np.concatenate([[0.0], np.cumsum(x)])
+    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    i = np.arange(n)
+    lo = np.where(i < window_size, 0, (i - window_size) // step_size * step_size)
+    hi = np.where(i < window_size, i, lo + window_size)
+    count = np.maximum(hi - lo, 1)
+    mean = (c1[hi] - c1[lo]) / count
+    var = np.maximum((c2[hi] - c2[lo]) / count - mean * mean, 0.0)
+    std = np.sqrt(var)
+    std[std == 0.0] = 1e-6
+    z = np.abs(x - mean) / std
+    out = 1.0 - 0.5 * np.vectorize(math.erfc)(z / math.sqrt(2.0))
+    out[0] = 0.0
+    return np.asarray(out, dtype=np.float64)
 
 
 def static_threshold_scores(times: FloatArray, values: FloatArray) -> FloatArray:
@@ -160,5 +159,5 @@ def main(
             f"{std.threshold:.4g}",
             f"{seconds[det]:.1f}",
         )
-    Console().print(table)
+    Console(width=160).print(table)
     err.print(f"machine: {machine()}")

@@ -30,7 +30,8 @@ How a point is scored
    score high. ``score = level² / (level² + score_scale²)`` (0.5 at ``score_scale`` SDs).
 5. **Onset.** ``onset = 1 - exp(-(level - peak))`` where ``peak`` is the highest level of the
    recent past (decaying by ``onset_decay`` per point), else 0: non-zero only when the
-   series does something more unusual than anything lately -- the start of an event, once.
+   series does something more unusual than anything lately -- the start of an event, once
+   (while the level climbs point after point, only gains over that run's best count).
    NAB thresholds this stream (it rewards the first detection and charges every later row).
 """
 
@@ -175,8 +176,9 @@ class BatchResult:
     _LDS,
     _LWS,
     _MODE,
+    _RUN,
     _NSTATE,
-) = range(27)
+) = range(28)
 
 _MAGIC = b"VGA1"
 _HEADER = struct.Struct("<4sHHH")
@@ -314,7 +316,7 @@ def _run(
         onset_decay,
     ) = params
     (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale) = state[:17]
-    (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode) = state[17:_NSTATE]
+    (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode, run) = state[17:_NSTATE]
     k2 = score_scale * score_scale
     out_onset: list[float] = []
 
@@ -465,12 +467,18 @@ def _run(
         a = math.log1p(abs(z))
         sur += surprise_rate * (a - sur)
         level = (sur - sur_mean) / math.sqrt(sur_var) if warm and sur_var > 0.0 else 0.0
-        if level > 0.0:
-            score = level * level / (level * level + k2)
-            novelty = level - peak
-            onset = 1.0 - math.exp(-novelty) if novelty > 0.0 else 0.0
+        score = level * level / (level * level + k2) if level > 0.0 else 0.0
+        # onset: how far the level beats the recent peak; while it keeps beating it point
+        # after point (one climbing event), only gains over the best of that run count
+        novelty = level - peak if level > peak and level > 0.0 else 0.0
+        if novelty > 0.0:
+            gain = novelty - run if run > 0.0 else novelty
+            onset = 1.0 - math.exp(-gain) if gain > 0.0 else 0.0
+            if novelty > run:
+                run = novelty
         else:
-            score = onset = 0.0
+            onset = 0.0
+            run = 0.0
         # the memory of recent peaks starts once the long-run calibration has settled: levels
         # measured against a spread estimated from a few hundred points are inflated, and a
         # peak remembered from then would hide real events for a long time
@@ -569,5 +577,5 @@ def _run(
     state[:17] = array(
         "d", (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale)
     )
-    state[17:_NSTATE] = array("d", (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode))
+    state[17:_NSTATE] = array("d", (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode, run))
     return out_onset, out_score, out_flag, out_exp, out_lo, out_hi, out_fired, out_ev
