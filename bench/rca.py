@@ -652,10 +652,11 @@ def main(
             orders, llm_info = asyncio.run(
                 model_orders(cases, provider, url, model, llm_api_key, lambda: progress.advance(task))
             )
-        for s, order in zip(cases, orders, strict=True):
+        for s, model_order in zip(cases, orders, strict=True):
             evidence = evidence_of(s)
             hypotheses = {h.key: h for h in rank(evidence, scope_of(s))}
-            position = hits(order, hypotheses, {e.id: e for e in evidence}, s.cause) if order else 0
+            by_id = {e.id: e for e in evidence}
+            position = hits(model_order, hypotheses, by_id, s.cause) if model_order else 0
             tallies["vigil_llm"][s.shape].add(position)
             tallies["vigil_llm"]["all"].add(position)
 

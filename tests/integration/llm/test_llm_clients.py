@@ -68,14 +68,14 @@ class Sleeps:
 def openai_llm(server: FakeLLMServer, **options: float) -> tuple[LLM, MemoryUsage, Sleeps]:
     usage, sleeps = MemoryUsage(), Sleeps()
     provider = OpenAICompatProvider(server.openai_url, "gpt-test", "sk-test", timeout_s=5)
-    opts = LLMOptions(**{"backoff_base_s": 0.01, **options})  # type: ignore[arg-type]
+    opts = LLMOptions(**{"backoff_base_s": 0.01, **options})
     return LLM(provider, opts, usage, sleep=sleeps), usage, sleeps
 
 
 def ollama_llm(server: FakeLLMServer, **options: float) -> tuple[LLM, MemoryUsage, Sleeps]:
     usage, sleeps = MemoryUsage(), Sleeps()
     provider = OllamaProvider(server.url, "llama3.1", timeout_s=5)
-    opts = LLMOptions(**{"backoff_base_s": 0.01, **options})  # type: ignore[arg-type]
+    opts = LLMOptions(**{"backoff_base_s": 0.01, **options})
     return LLM(provider, opts, usage, sleep=sleeps), usage, sleeps
 
 

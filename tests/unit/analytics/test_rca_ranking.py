@@ -20,7 +20,7 @@ MIN = 60.0
 
 
 def ev(id_: str, kind: str, title: str, minutes: float, **kw: object) -> Evidence:
-    return Evidence(id=id_, kind=kind, title=title, onset=T0 + minutes * MIN, **kw)  # type: ignore[arg-type]
+    return Evidence(id=id_, kind=kind, title=title, onset=T0 + minutes * MIN, **kw)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,8 @@ def test_a_long_standing_condition_is_not_a_recent_change() -> None:
 
 def test_a_prediction_that_ran_out_later_than_the_incident_explains_little() -> None:
     due = ev("E1", "prediction", "/var full in ~2 h", -120, category="disk_space", details={"eta_s": 7200})
-    later = ev("E2", "prediction", "/var full in ~5 days", -120, category="disk_space", details={"eta_s": 432000})
+    five_days = {"eta_s": 432000}
+    later = ev("E2", "prediction", "/var full in ~5 days", -120, category="disk_space", details=five_days)
     assert specificity(due, T0) == 0.8
     assert specificity(later, T0) == 0.45
     assert specificity(later) == 0.8  # without a start there is nothing to compare with

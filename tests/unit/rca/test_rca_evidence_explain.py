@@ -95,7 +95,7 @@ def test_records_become_evidence_in_onset_order_without_duplicates() -> None:
     assert "30 min before the start" in describe(evidence[0], T0)
 
 
-def _ranked() -> tuple[list, list, Scope]:  # type: ignore[type-arg]
+def _ranked() -> tuple[list, list, Scope]:
     evidence = build_evidence(
         alerts=[
             finding_alert(1, "anomaly", -20, key="disk", measurement="disk", field="used_percent", score=0.9),
