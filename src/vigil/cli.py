@@ -240,6 +240,93 @@ def worker(
 
 
 @app.command()
+def demo(
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", help="Base URL of the Vigil API to send to."),
+    token: str = typer.Option(
+        ...,
+        "--token",
+        envvar="VIGIL_DEMO_TOKEN",
+        help="An ingest token (scope 'ingest'), e.g. from POST /api/v1/sources/{id}/tokens. Used for "
+        "every endpoint and as the public key of the Sentry DSN.",
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.001, help="Simulated seconds per real second (60: an hour a minute)."
+    ),
+    backfill: float = typer.Option(
+        0.0, "--backfill", min=0.0, help="Hours of history to send first, as fast as Vigil takes it."
+    ),
+    hosts: int = typer.Option(20, "--hosts", min=6, help="Number of hosts in the fleet."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same fleet and same telemetry."),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        min=0.0,
+        help="Stop after this many real seconds of live sending (default: run on).",
+    ),
+    interval: float = typer.Option(
+        10.0, "--interval", min=0.1, help="Simulated seconds between metric samples (Telegraf's default: 10)."
+    ),
+    sentry_project: int = typer.Option(
+        1, "--sentry-project", min=1, help="Project id in the Sentry DSN (Vigil records it with each error)."
+    ),
+) -> None:
+    """Simulate a fleet of ~20 hosts sending telemetry to a running Vigil.
+
+    Everything goes through Vigil's real ingestion endpoints, as real agents send it:
+
+    - Telegraf metrics (line protocol and JSON) to /webhooks/telegraf
+    - logs to /webhooks/logs: nginx, Apache, sshd, kernel OOM killer, systemd,
+      PostgreSQL, Java and Python stack traces, Kubernetes JSON, cron, Cisco...
+    - exceptions through the real sentry-sdk (DSN: http://<token>@<host>/<project>)
+    - Prometheus alerts to /webhooks/alertmanager
+
+    Scripted incidents, relative to going live (they recur every few hours):
+
+    - +20 s: a bad deploy of `checkout`, then an error burst for 15 min
+    - +30 s: a switch port flapping for 20 min
+    - +80 s: app-02 OOM-killed after a memory leak
+    - +4 min: a CPU spike on db-01 for 10 min
+    - +40 min: /var on web-03 full (it has been filling for 8 h)
+
+    Examples:
+
+    - vigil demo --token vgl_... --backfill 24  (a day of history, then real time)
+    - vigil demo --token vgl_... --speed 60 --duration 120  (2 simulated hours)
+
+    `vigil up --demo` runs the same fleet inside Vigil, with its own sources and tokens.
+    """
+    from vigil.observability import configure_logging
+
+    configure_logging("INFO", False)
+
+    async def main() -> None:
+        from vigil.demo.runner import DemoOptions, DemoRunner
+        from vigil.demo.sender import DemoError, DemoTokens, HttpSink
+
+        try:
+            options = DemoOptions(
+                hosts=hosts, seed=seed, speed=speed, backfill_s=backfill * 3600, duration_s=duration,
+                interval_s=interval,
+            )  # fmt: skip
+        except ValueError as exc:
+            _fail(exc)
+        stopping = asyncio.Event()
+        sink = HttpSink(url, DemoTokens.single(token, str(sentry_project)), stopping)
+        runner = DemoRunner(options, sink, progress=lambda text: console.print(text, highlight=False))
+        console.print(f"Simulated fleet → {url}")
+        try:
+            with _signals(stopping.set):
+                await runner.run(stopping)
+        except DemoError as exc:
+            _fail(exc)
+        finally:
+            await sink.close()
+        console.print(f"sent {sink.stats.summary()}")
+
+    _run(main)
+
+
+@app.command()
 def migrate(data_dir: Path | None = DataDirOption) -> None:
     """Create or upgrade the relational schema to the latest version, then exit.
 
