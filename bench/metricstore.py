@@ -233,12 +233,17 @@ async def run(
         )
         err.print(f"InfluxDB at {url} ...")
         database = f"bench_{int(time.time())}"
-        influx, influx_rows = await measure(
-            "influxdb", InfluxMetricStore(url, database), batches, minutes, repeat
-        )
-        err.print("line protocol: InfluxDB /write, then parse + embedded store ...")
-        bodies = [format_lines(batch) for batch in batches]
-        raw = await influx_raw_write(url, [body.encode() for body in bodies], results["points"])
+        try:
+            influx, influx_rows = await measure(
+                "influxdb", InfluxMetricStore(url, database), batches, minutes, repeat
+            )
+            err.print("line protocol: InfluxDB /write, then parse + embedded store ...")
+            bodies = [format_lines(batch) for batch in batches]
+            raw = await influx_raw_write(url, [body.encode() for body in bodies], results["points"])
+        finally:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                for name in (database, "bench_raw"):
+                    await client.post("/query", data={"q": f'DROP DATABASE "{name}"'})
         from_lp = await embedded_from_line_protocol(bodies, data_dir / "embedded-lp")
         err.print("parser alone ...")
         results["compared_values"] = compare(embedded_rows, influx_rows)
@@ -276,7 +281,11 @@ def main(
     repeat: int = typer.Option(
         3, help="Runs per query (best is kept; the single-series query runs 5× as often)."
     ),
-    influx_url: str = typer.Option(None, help="Use this InfluxDB instead of starting one (needs `influxd`)."),
+    influx_url: str = typer.Option(
+        None,
+        help="Use this InfluxDB 1.x (the bench's databases are dropped afterwards) instead of starting "
+        "one from `influxd` on the PATH.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Write and query throughput of the embedded metric store against InfluxDB."""
