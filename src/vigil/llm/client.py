@@ -325,6 +325,3 @@ class LLM:
             )
         )
 
-
-def system_and_user(system: str, user: str) -> tuple[Message, ...]:
-    return (Message("system", system), Message("user", user))

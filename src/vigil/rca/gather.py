@@ -146,7 +146,9 @@ async def gather(
     scope = _scope(incident, incident_alerts, topo)
     start = incident.started_at
     window_start, window_end = start - options.lookback, start + options.lookahead
-    gathered = Gathered(scope, window_start, window_end, notices=notices, alert_count=len(incident_alerts))
+    # The incident's own counter (what the enrich stage compares with to decide on a re-run).
+    alert_count = incident.alert_count if incident.alert_count is not None else len(incident_alerts)
+    gathered = Gathered(scope, window_start, window_end, notices=notices, alert_count=alert_count)
 
     for name, step in (
         ("alerts", _alerts),

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from vigil.analytics.rca_ranking import rank, timeline
+from vigil.analytics.rca_ranking import Evidence, Hypothesis, Scope, rank, timeline
 from vigil.llm.client import LLM, LLMError
 from vigil.llm.embeddings import Embedder
 from vigil.llm.structured import InvalidOutput
@@ -168,7 +168,12 @@ class RCAService:
         return row
 
     async def _explain(
-        self, title: str, hypotheses: Any, evidence: Any, scope: Any, rules: Explanation
+        self,
+        title: str,
+        hypotheses: Sequence[Hypothesis],
+        evidence: Sequence[Evidence],
+        scope: Scope,
+        rules: Explanation,
     ) -> Explanation:
         assert self.llm is not None
         try:
