@@ -216,3 +216,26 @@ async def test_two_workers_give_the_ids_of_one(backends: Backends) -> None:
     multi = {(s.removeprefix("multi"), i): t for (s, i), t in templates.items() if s.startswith("multi")}
     single = {(s.removeprefix("solo"), i): t for (s, i), t in templates.items() if s.startswith("solo")}
     assert multi and multi == single
+
+
+async def test_burst_of_a_template_is_a_finding(backends: Backends) -> None:
+    await backends.bus.ensure_group(topology.FINDINGS, "test")
+    minute = 60_000_000_000
+    start = (time.time_ns() - 40 * minute) // minute * minute
+    records = []
+    for m in range(35):
+        for k in range(60 if m == 30 else 3):
+            records.append(
+                LogRecord(start + m * minute + k * 1000, f"cache refresh {k} took {m} ms", host="c1")
+            )
+    running = RunningWorker(backends, make_worker(backends, signal_interval_s=0.0))
+    await running.start()
+    await publish(backends, records)
+    await running.drain()
+    await running.stop()
+    findings = []
+    for message in await backends.bus.consume(topology.FINDINGS, "test", "t", count=100, block_ms=200):
+        findings.extend(codec.decode(message.payload)["items"])
+    bursts = [f for f in findings if f["kind"] == "log_burst"]
+    assert [(f["state"], f["evidence"]["count"]) for f in bursts] == [("open", 60), ("resolved", 3)]
+    assert bursts[0]["host"] == "c1" and bursts[0]["time_ns"] == start + 30 * minute
