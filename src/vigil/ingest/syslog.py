@@ -343,7 +343,9 @@ class SyslogListener:
         self.connections: set[_TcpProtocol] = set()
         self.paused = False
         self._wake = asyncio.Event()
-        self.bound: tuple[str, int] | None = None  # (host, port) once listening, for tests
+        self.bound: tuple[str, int] | None = None  # (host, port) once listening
+        self.ready = asyncio.Event()  # set once listening
+        self._warned_at = 0.0
 
     def on_message(self, data: bytes, peer: str | None) -> None:
         if not data.strip():
@@ -376,6 +378,7 @@ class SyslogListener:
         server = await loop.create_server(lambda: _TcpProtocol(self), self.host, self.port, reuse_port=True)
         sockets = server.sockets
         self.bound = (self.host, sockets[0].getsockname()[1]) if sockets else (self.host, self.port)
+        self.ready.set()
         log.info("syslog listening on %s:%d (UDP and TCP)", self.host, self.bound[1])
         try:
             while not stopping.is_set():
@@ -404,7 +407,10 @@ class SyslogListener:
                     topology.LOGS, codec.encode_dicts("logs", [r.to_dict() for r in batch], self.source)
                 )
             except BusError as exc:
-                log.warning("syslog: bus refused %d messages (%s); keeping them", len(batch), exc)
+                now = time.monotonic()
+                if now - self._warned_at > 10:  # retried every flush: say it now and then
+                    self._warned_at = now
+                    log.warning("syslog: bus refused %d messages (%s); keeping them", len(self.pending), exc)
                 return
             for _ in batch:
                 self.pending.popleft()

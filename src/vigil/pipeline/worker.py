@@ -6,11 +6,13 @@ from vigil.alerting.wiring import alerting_services, alerting_stages
 from vigil.backends import Backends
 from vigil.pipeline.runner import Runner, Service, Stage
 from vigil.pipeline.stages.enrich import enrich_stage
+from vigil.pipeline.stages.ingestion import ingestion_services, ingestion_stages
 from vigil.pipeline.stages.logs import log_services
 
 
 def build_stages(backends: Backends) -> list[Stage]:
     stages: list[Stage] = []
+    stages += ingestion_stages(backends)
     stages += alerting_stages(backends)
     stages.append(enrich_stage(backends))
     return stages
@@ -18,6 +20,7 @@ def build_stages(backends: Backends) -> list[Stage]:
 
 def build_services(backends: Backends) -> list[Service]:
     services: list[Service] = []
+    services += ingestion_services(backends)
     services += alerting_services(backends)
     services += log_services(backends)
     return services

@@ -14,6 +14,7 @@ from vigil.store.models.alerts import Alert, Incident
 from vigil.store.models.audit import AuditEntry
 from vigil.store.models.auth import ApiToken, User, UserSession
 from vigil.store.models.base import Base
+from vigil.store.models.ingest import ErrorEventRecord, ErrorGroup, InventoryEntity
 from vigil.store.models.llm import IncidentMemory, LLMUsage, RCAResult
 from vigil.store.models.logs import LogLine, LogMinerState, LogProcessedMessage, LogTemplate
 from vigil.store.models.sources import Source
@@ -23,11 +24,14 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "ErrorEventRecord",
+    "ErrorGroup",
     "EscalationPolicy",
     "FingerprintRule",
     "GroupingRule",
     "Incident",
     "IncidentMemory",
+    "InventoryEntity",
     "LLMUsage",
     "LogLine",
     "LogMinerState",
