@@ -115,6 +115,8 @@ class InfluxMetricStore:
             try:
                 await self._query(f"CREATE DATABASE {quote_identifier(self.database)}")
             except MetricStoreError as exc:
+                if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
+                    raise
                 raise MetricStoreError(
                     f"{exc}; if databases are managed elsewhere (InfluxDB 2.x/3.x), use create_database=False"
                 ) from exc
