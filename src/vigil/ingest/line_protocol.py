@@ -5,16 +5,21 @@ its quirks, so that a body InfluxDB accepts is accepted here with the same value
 InfluxDB rejects is rejected here with InfluxDB's reason. Like InfluxDB, a batch keeps its good
 lines: the result carries the points *and* one error per bad line.
 
-Speed matters (Telegraf sends batches of thousands of lines), so there are two parsers:
+Speed matters (Telegraf sends batches of thousands of lines), so a line takes the quickest of
+these paths that applies; every path must agree with the last one (the unit tests check that on
+generated lines, and the integration tests check the parser against a real InfluxDB 1.6):
 
-* a fast one built on ``str.split`` for the common line with no quotes and no backslashes, where
-  the grammar collapses to "split on spaces, commas and the first equals sign";
-* an exact one, a port of InfluxDB's byte scanner, for every other line. Both must agree on every
-  line the fast one accepts; the unit tests check that on generated lines.
+* plain lines (no quotes, no backslashes): ``str.split`` on spaces, commas and the first equals
+  sign, and the field set decoded by orjson after a rewrite into JSON (see ``_fields_via_json``);
+* lines whose quotes are just string field values: the strings are cut out, the rest is plain;
+* lines with escapes only in the measurement and tags: a regex finds the unescaped separators;
+* everything else: ``_parse_reference``, a character-by-character port of InfluxDB's parsePoint.
 
 Differences from InfluxDB 1.x, on purpose: unsigned integers (``42u``) are accepted as in 2.x/3.x
 (stock 1.x rejects them); the v2/v3 precision spellings are accepted; a precision InfluxDB does
-not know raises ValueError instead of silently meaning nanoseconds.
+not know raises ValueError instead of silently meaning nanoseconds. Rules InfluxDB applies when
+storing rather than parsing (a field named ``time`` is dropped, a field's type is fixed) are the
+stores' business.
 """
 
 from __future__ import annotations
