@@ -34,6 +34,10 @@ from starlette.routing import Route
 from tests.fakes.serving import ThreadedServer
 
 STATES = ("QUEUED", "PARSING", "RUNNING", "FINALIZING", "DONE")
+GENERATING_COMMANDS = frozenset(
+    {"search", "stats", "tstats", "mstats", "makeresults", "inputlookup", "rest", "metadata", "eventcount",
+     "datamodel", "from", "pivot", "dbinspect"}
+)  # fmt: skip
 
 
 @dataclass
@@ -152,7 +156,12 @@ class FakeSplunk(ThreadedServer):
     @staticmethod
     def _bad_search(search: str) -> str | None:
         text = search.strip()
-        if not (text.startswith("search ") or text.startswith("|")):
+        if text.startswith("|"):
+            command = text[1:].strip().split(" ", 1)[0]
+            if command not in GENERATING_COMMANDS:
+                return f"Unknown search command '{command}'."
+            return None
+        if not text.startswith("search "):
             first = text.split(" ", 1)[0] if text else ""
             return f"Error in 'search' command: Unknown search command '{first}'."
         return None

@@ -9,7 +9,8 @@
   parameter and an opaque ``cursor``), until absent.
 - Errors are ``application/problem+json``; unknown test → 404.
 - Rate limit: with ``rate_limit`` set, requests beyond it in the current minute answer 429 with
-  ``X-Organization-Rate-Limit-Reset`` (epoch of the next minute) and no Retry-After.
+  ``X-Organization-Rate-Limit-Reset`` (epoch of the next minute) and no Retry-After;
+  ``limit_after(n)`` refuses the request after the next ``n``, with the reset ``reset_in_s`` away.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FakeThousandEyes(ThreadedServer):
         self.reset_in_s = 2.0  # how far away the next "minute" is when limited
         self._window_start = time.time()
         self._window_count = 0
+        self._refuse: tuple[int, int] | None = None  # (requests still allowed, then refused)
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -142,6 +144,10 @@ class FakeThousandEyes(ThreadedServer):
         self.alerts.append(alert)
         return alert
 
+    def limit_after(self, allowed: int, count: int = 1) -> None:
+        """Let ``allowed`` more requests through, then answer the next ``count`` with 429."""
+        self._refuse = (allowed, count)
+
     # --- the app -------------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -164,6 +170,14 @@ class FakeThousandEyes(ThreadedServer):
             return JSONResponse(
                 {"error": "invalid_token", "error_description": "Invalid access token"}, status_code=401
             )
+        if self._refuse is not None:
+            allowed, count = self._refuse
+            if allowed > 0:
+                self._refuse = (allowed - 1, count)
+            else:
+                self._refuse = (0, count - 1) if count > 1 else None
+                reset = {"X-Organization-Rate-Limit-Reset": str(int(time.time() + self.reset_in_s))}
+                return self._problem(429, "Too Many Requests", "Organization rate limit exceeded", reset)
         if self.rate_limit is not None:
             now = time.time()
             if now - self._window_start >= 60:

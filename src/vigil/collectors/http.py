@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import certifi
 import httpx
 
 from vigil import __version__
@@ -28,6 +30,22 @@ RetryAfter = Callable[[httpx.Response], float | None]
 Describe = Callable[[httpx.Response], str]
 
 
+# Building a verifying SSL context loads the CA bundle (tens of ms of CPU); with many sources
+# polled at once that stalls the event loop, so contexts are built once per process.
+_SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+
+
+def ssl_context(verify: bool) -> ssl.SSLContext:
+    context = _SSL_CONTEXTS.get(verify)
+    if context is None:
+        context = ssl.create_default_context(cafile=certifi.where())
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        _SSL_CONTEXTS[verify] = context
+    return context
+
+
 def client(
     base_url: str,
     *,
@@ -39,7 +57,7 @@ def client(
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout_s),
-        verify=verify_tls,
+        verify=ssl_context(verify_tls),
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         auth=auth,
         follow_redirects=False,

@@ -151,8 +151,9 @@ class CollectorScheduler:
             if graceful:
                 await self.stop()
             else:
-                # Cancelled (the process is dying): like a crash, leases are left to expire.
-                self._cancel_polls()
+                # Cancelled (the process is dying): like a crash, leases are left to expire and
+                # polls in flight are abandoned before they publish or save anything.
+                await self._cancel_polls()
 
     async def stop(self) -> None:
         """Let in-flight polls finish (publish and save), then hand every source back."""
@@ -169,10 +170,11 @@ class CollectorScheduler:
         self.owned.clear()
         OWNED.set(0)
 
-    def _cancel_polls(self) -> None:
-        for owned in self.owned.values():
-            if owned.task is not None:
-                owned.task.cancel()
+    async def _cancel_polls(self) -> None:
+        tasks = [o.task for o in self.owned.values() if o.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
         await self.leases.close()
