@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.demo.fleet import Fleet, build_fleet
-from vigil.demo.scenarios import TIMELINE, Timeline, describe
+from vigil.demo.scenarios import TIMELINE, Incident, Timeline, describe
 from vigil.demo.sender import Sink, Stopped
 from vigil.demo.telemetry import (
     RENOTIFY_S,
@@ -55,6 +55,7 @@ class DemoOptions:
     backfill_recent_step_s: float = 60.0  # ...metrics, every this many simulated seconds
     backfill_chunk_s: float = 1800.0  # simulated seconds sent per round of backfill requests
     min_tick_s: float = 0.5  # real seconds between live rounds at most speeds
+    incidents: tuple[Incident, ...] = TIMELINE  # the script (tests shorten or quieten it)
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -98,7 +99,7 @@ class DemoRunner:
         options = self.options
         started_wall, started_mono = self._clock(), self._monotonic()
         anchor = math.floor(started_wall / options.interval_s) * options.interval_s
-        self.timeline = Timeline(anchor, TIMELINE, options.seed)
+        self.timeline = Timeline(anchor, options.incidents, options.seed)
         self._progress(
             f"{len(self.fleet.hosts)} hosts, seed {options.seed}, speed {options.speed:g}x; incidents "
             "(start → peak → end, relative to going live):"
@@ -120,7 +121,10 @@ class DemoRunner:
         self._progress(f"backfilling {options.backfill_s / 3600:g} h of history...")
         chunk_start = start
         reported = 0.0
-        recent = end - options.backfill_recent_s
+        # on a coarse sample, so the cadence changes without a gap
+        recent = (
+            math.floor((end - options.backfill_recent_s) / options.backfill_step_s) * options.backfill_step_s
+        )
         while chunk_start < end and not stopping.is_set():
             chunk_end = min(end, chunk_start + options.backfill_chunk_s)
             if chunk_start < recent < chunk_end:
