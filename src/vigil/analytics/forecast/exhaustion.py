@@ -9,8 +9,9 @@ Method, chosen by ``bench/forecast.py`` against a naive least-squares line over 
    the residuals is removed if it explains a real share of their spread.
 3. **Robust trend.** Theil–Sen slope (median of pairwise slopes) with its confidence interval,
    on at most ``max_points`` bin means so cost stays bounded; one-off spikes do not bend it.
-4. **Crossing.** The threshold is reached when the trend plus the daily peak of the profile
-   touches it. The interval comes from the slope's interval and the residual noise.
+4. **Crossing.** The first time trend + hour-of-day profile reaches the threshold (so a disk
+   that fills by day crosses during the day). The interval comes from the slope's interval
+   (widened for autocorrelated residuals) and the residual noise.
 
 No upward trend (slope interval touching zero, or a rise over the fitted span smaller than
 the residual noise) means no forecast: ``None``.
@@ -98,6 +99,24 @@ def _hour_profile(t: FloatArray, resid: FloatArray) -> FloatArray | None:
     return profile - np.median(profile)
 
 
+def _first_crossing(
+    now: float, level_now: float, slope: float, threshold: float, profile: FloatArray | None
+) -> float:
+    """Hours from ``now`` until trend (+ hour-of-day profile) first reaches ``threshold``."""
+    if slope <= 0.0:
+        return math.inf
+    if profile is None:
+        return max(threshold - level_now, 0.0) / slope
+    # the trend alone brackets the answer: no sooner than when trend + the highest hour of
+    # the profile reaches it, no later than a day after trend + the lowest hour does
+    first = max(threshold - profile.max() - level_now, 0.0) / slope
+    last = max(threshold - profile.min() - level_now, 0.0) / slope + 24.0
+    steps = first + np.arange(0.0, last - first + 1.0 / 6.0, 1.0 / 6.0)  # ten-minute steps
+    hours_of_day = (((now + steps * 3600.0) % _DAY) // 3600).astype(int)
+    reached = np.flatnonzero(level_now + slope * steps + profile[hours_of_day] >= threshold)
+    return float(steps[reached[0]]) if len(reached) else last
+
+
 def forecast_exhaustion(
     times: Sequence[float] | FloatArray,
     values: Sequence[float] | FloatArray,
@@ -141,6 +160,15 @@ def forecast_exhaustion(
     bh, by = _bin_means(hours, y_fit, max_points)
     fit = stats.theilslopes(by, bh, alpha=confidence)
     slope, slope_low, slope_high = float(fit.slope), float(fit.low_slope), float(fit.high_slope)
+    # Theil–Sen's interval assumes independent residuals; real ones drift together for hours,
+    # which makes it far too narrow. Widen it by the usual AR(1) variance inflation factor.
+    bin_resid = by - (float(np.median(by - slope * bh)) + slope * bh)
+    if len(bin_resid) > 3 and float(np.std(bin_resid)) > 0.0:
+        rho = float(np.corrcoef(bin_resid[:-1], bin_resid[1:])[0, 1])
+        inflation = math.sqrt((1.0 + rho) / (1.0 - rho)) if -1.0 < rho < 0.9 else math.sqrt(19.0)
+        inflation = max(1.0, inflation)
+        slope_low = slope - inflation * (slope - slope_low)
+        slope_high = slope + inflation * (slope_high - slope)
     if slope <= 0.0 or slope_low <= 0.0:
         return None
     intercept = float(np.median(y_fit - slope * hours))
@@ -155,12 +183,10 @@ def forecast_exhaustion(
 
     now_h = (now - t[0]) / 3600.0
     level_now = intercept + slope * now_h
-    peak = float(profile.max()) if profile is not None else 0.0
-    gap = threshold - peak - level_now
     z = float(stats.norm.ppf(0.5 + confidence / 2.0))
-    eta_h = max(gap, 0.0) / slope
-    low_h = max(gap - z * noise, 0.0) / slope_high
-    high_h = (max(gap, 0.0) + z * noise) / slope_low if slope_low > 0 else math.inf
+    eta_h = _first_crossing(now, level_now, slope, threshold, profile)
+    low_h = _first_crossing(now, level_now + z * noise, slope_high, threshold, profile)
+    high_h = _first_crossing(now, level_now - z * noise, slope_low, threshold, profile)
     return ExhaustionForecast(
         eta_s=eta_h * 3600.0,
         low_s=low_h * 3600.0,
