@@ -1,12 +1,13 @@
 """RCA accuracy: top-1 and top-3 of the ranked cause on scripted incidents with a known cause.
 
-Incidents follow the demo fleet's failure shapes — disk filling, memory leak → OOM kills, bad
-deploy → error burst, CPU spike, flapping switch interface — with randomised hosts, timings,
-detection lags and missing signals, plus confounders around each: unrelated anomalies elsewhere,
-an unrelated release, generic log noise on the affected host, old open predictions, and generic
-symptoms on the affected host that begin *before* the cause shows. Each incident is turned into
-the records the stores would hold (alerts carrying findings, log templates, error groups,
-releases), then into evidence and hypotheses by the same code the enrich stage runs.
+Incidents follow the demo fleet's failure shapes (``vigil.demo.scenarios``: disk_fill,
+memory_leak → OOM kills, bad_deploy → error burst, cpu_spike, link_flap on a switch) with
+randomised hosts, timings, detection lags and missing signals, plus confounders around each:
+unrelated anomalies elsewhere, an unrelated release, generic log noise on the affected host, old
+open predictions, and generic symptoms on the affected host that begin *before* the cause shows.
+Each incident is turned into the records the stores would hold (alerts carrying findings, log
+templates, error groups, releases), then into evidence and hypotheses by the same code the
+enrich stage runs.
 
 Peers, on the same evidence: "earliest signal" (the candidate whose first signal came first, a
 timeline reading) and "strongest signal" (the candidate with the highest anomaly score, what a
@@ -35,7 +36,7 @@ from vigil.rca.evidence import AlertRecord, ErrorGroupRecord, ReleaseRecord, Tem
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
-SHAPES = ("disk_filling", "memory_leak_oom", "bad_deploy", "cpu_spike", "flapping_interface")
+SHAPES = ("disk_fill", "memory_leak", "bad_deploy", "cpu_spike", "link_flap")
 MIN = 60.0
 T0 = 1_714_557_600.0
 
@@ -201,7 +202,7 @@ def _service_of(host: str) -> str | None:
 # --- failure shapes ------------------------------------------------------------------------------
 
 
-def disk_filling(b: Builder) -> Cause:
+def disk_fill(b: Builder) -> Cause:
     host = b.rng.choice(WEB + APP + DB)
     service = _service_of(host)
     if b.rng.random() < 0.6:
@@ -247,7 +248,7 @@ def disk_filling(b: Builder) -> Cause:
     return Cause(frozenset({f"disk_space@{host}"}))
 
 
-def memory_leak_oom(b: Builder) -> Cause:
+def memory_leak(b: Builder) -> Cause:
     host = b.rng.choice(APP + WEB)
     service = _service_of(host)
     b.metric(
@@ -366,7 +367,7 @@ def cpu_spike(b: Builder) -> Cause:
     return Cause(frozenset({f"cpu@{host}"}))
 
 
-def flapping_interface(b: Builder) -> Cause:
+def link_flap(b: Builder) -> Cause:
     switch = b.rng.choice(SWITCHES)
     port = f"Gi0/{b.rng.randint(1, 48)}"
     in_incident = b.rng.random() < 0.7
@@ -399,11 +400,11 @@ def flapping_interface(b: Builder) -> Cause:
 
 
 FAILURES: dict[str, Callable[[Builder], Cause]] = {
-    "disk_filling": disk_filling,
-    "memory_leak_oom": memory_leak_oom,
+    "disk_fill": disk_fill,
+    "memory_leak": memory_leak,
     "bad_deploy": bad_deploy,
     "cpu_spike": cpu_spike,
-    "flapping_interface": flapping_interface,
+    "link_flap": link_flap,
 }
 
 
