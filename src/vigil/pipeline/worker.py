@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.alerting.wiring import alerting_services, alerting_stages
 from vigil.backends import Backends
+from vigil.collectors.scheduler import CollectorScheduler
 from vigil.pipeline.runner import Runner, Service, Stage
 from vigil.pipeline.stages.enrich import enrich_stage
 from vigil.pipeline.stages.ingestion import ingestion_services, ingestion_stages
@@ -23,6 +24,7 @@ def build_services(backends: Backends) -> list[Service]:
     services += ingestion_services(backends)
     services += alerting_services(backends)
     services += log_services(backends)
+    services.append(CollectorScheduler(backends))
     return services
 
 
