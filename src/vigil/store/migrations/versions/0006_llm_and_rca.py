@@ -5,6 +5,7 @@ Revises: 0005
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,19 +19,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _id() -> sa.Column:  # type: ignore[type-arg]
+def _id() -> sa.Column[Any]:
     return sa.Column(
         "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
     )
 
 
-def _json(name: str) -> sa.Column:  # type: ignore[type-arg]
+def _json(name: str) -> sa.Column[Any]:
     return sa.Column(
         name, sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
     )
 
 
-def _time(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def _time(name: str, nullable: bool = False) -> sa.Column[Any]:
     return sa.Column(name, vigil.store.types.UTCDateTime(timezone=True), nullable=nullable)
 
 
