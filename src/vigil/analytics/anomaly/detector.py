@@ -329,30 +329,40 @@ def _run(
     out_ev: list[float] = []
     isnan = math.isnan
     nan = math.nan
+    # bound methods and functions as locals: attribute lookups dominate a loop this size
+    out_score_add = out_score.append
+    out_onset_add = out_onset.append
+    out_flag_add = out_flag.append
+    out_exp_add = out_exp.append
+    out_lo_add = out_lo.append
+    out_hi_add = out_hi.append
+    out_fired_add = out_fired.append
+    out_ev_add = out_ev.append
+    log1p, sqrt, exp = math.log1p, math.sqrt, math.exp
 
     for t, x in zip(times, values, strict=True):
         if isnan(x):
-            out_score.append(0.0)
-            out_onset.append(0.0)
-            out_flag.append(False)
-            out_exp.append(nan)
-            out_lo.append(nan)
-            out_hi.append(nan)
-            out_fired.append(0)
-            out_ev.append(0.0)
+            out_score_add(0.0)
+            out_onset_add(0.0)
+            out_flag_add(False)
+            out_exp_add(nan)
+            out_lo_add(nan)
+            out_hi_add(nan)
+            out_fired_add(0)
+            out_ev_add(0.0)
             continue
         n += 1.0
         if n == 1.0:
             t_first = t_last = t
             lf = ld = lw = lds = lws = tf = ts = lslow = x
-            out_score.append(0.0)
-            out_onset.append(0.0)
-            out_flag.append(False)
-            out_exp.append(x)
-            out_lo.append(x)
-            out_hi.append(x)
-            out_fired.append(0)
-            out_ev.append(0.0)
+            out_score_add(0.0)
+            out_onset_add(0.0)
+            out_flag_add(False)
+            out_exp_add(x)
+            out_lo_add(x)
+            out_hi_add(x)
+            out_fired_add(0)
+            out_ev_add(0.0)
             continue
         dt_h = (t - t_last) / 3600.0
         if dt_h > 1.0:
@@ -464,16 +474,16 @@ def _run(
         anomalous = warm and (agreeing >= min_agreement or e_max >= strong or fired & (_SHIFT | _TREND) != 0)
 
         # --- calibrated score: how unusual the recent surprise is *for this series* ---
-        a = math.log1p(abs(z))
+        a = log1p(abs(z))
         sur += surprise_rate * (a - sur)
-        level = (sur - sur_mean) / math.sqrt(sur_var) if warm and sur_var > 0.0 else 0.0
+        level = (sur - sur_mean) / sqrt(sur_var) if warm and sur_var > 0.0 else 0.0
         score = level * level / (level * level + k2) if level > 0.0 else 0.0
         # onset: how far the level beats the recent peak; while it keeps beating it point
         # after point (one climbing event), only gains over the best of that run count
         novelty = level - peak if level > peak and level > 0.0 else 0.0
         if novelty > 0.0:
             gain = novelty - run if run > 0.0 else novelty
-            onset = 1.0 - math.exp(-gain) if gain > 0.0 else 0.0
+            onset = 1.0 - exp(-gain) if gain > 0.0 else 0.0
             if novelty > run:
                 run = novelty
         else:
@@ -491,14 +501,14 @@ def _run(
         sur_mean += c_rate * dev
         sur_var = (1.0 - c_rate) * (sur_var + c_rate * dev * dev)
 
-        out_score.append(score)
-        out_onset.append(onset)
-        out_flag.append(anomalous)
-        out_exp.append(expected)
-        out_lo.append(expected - z_thr * sigma)
-        out_hi.append(expected + z_thr * sigma)
-        out_fired.append(fired if warm else 0)
-        out_ev.append(e_max if warm else 0.0)
+        out_score_add(score)
+        out_onset_add(onset)
+        out_flag_add(anomalous)
+        out_exp_add(expected)
+        out_lo_add(expected - z_thr * sigma)
+        out_hi_add(expected + z_thr * sigma)
+        out_fired_add(fired if warm else 0)
+        out_ev_add(e_max if warm else 0.0)
 
         # --- learning (after scoring: a point never explains itself away) ---
         rate = level_rate if level_rate * n > 1.0 else 1.0 / n
