@@ -116,6 +116,14 @@ class ParseResult:
     points: list[Point] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
 
+    def influx_error(self) -> str | None:
+        """The ``error`` InfluxDB 1.x's /write answers (with HTTP 400) for this body, or None
+        when every line parsed. When some lines parsed, InfluxDB writes them and says so."""
+        if not self.errors:
+            return None
+        reasons = "\n".join(f"unable to parse '{e.line}': {e.message}" for e in self.errors)
+        return f"partial write: {reasons} dropped=0" if self.points else reasons
+
 
 class LineProtocolError(ValueError):
     """A point cannot be written as line protocol (see ``format_point``)."""

@@ -212,6 +212,16 @@ def test_a_batch_keeps_its_good_lines() -> None:
     ]
 
 
+def test_influxdb_style_error_for_the_http_answer() -> None:
+    assert parse("a v=1").influx_error() is None
+    assert parse("bad\nworse v=").influx_error() == (
+        "unable to parse 'bad': missing fields\nunable to parse 'worse v=': missing field value"
+    )
+    assert (
+        parse("a v=1\nbad").influx_error() == "partial write: unable to parse 'bad': missing fields dropped=0"
+    )
+
+
 def test_comments_blank_lines_and_leading_whitespace_are_skipped() -> None:
     body = "# a comment\n\n   \n\t# indented comment\n  \tcpu v=1 5\n"
     result = parse(body)
