@@ -198,20 +198,27 @@ async def insert_template(
 
 
 async def write_template_changes(session: AsyncSession, states: list[TemplateState]) -> None:
+    if not states:
+        return
+    now = utcnow()
+    # One executemany (ORM bulk UPDATE by primary key) for every template a batch touched.
+    await session.execute(
+        update(LogTemplate),
+        [
+            {
+                "id": state.id,
+                "template": state.text,
+                "count": state.count,
+                "first_seen_ns": state.first_seen_ns,
+                "last_seen_ns": state.last_seen_ns,
+                "examples": list(state.examples),
+                "canonical_id": state.canonical_id,
+                "updated_at": now,
+            }
+            for state in states
+        ],
+    )
     for state in states:
-        await session.execute(
-            update(LogTemplate)
-            .where(LogTemplate.id == state.id)
-            .values(
-                template=state.text,
-                count=state.count,
-                first_seen_ns=state.first_seen_ns,
-                last_seen_ns=state.last_seen_ns,
-                examples=state.examples,
-                canonical_id=state.canonical_id,
-                updated_at=utcnow(),
-            )
-        )
         state.dirty = False
 
 

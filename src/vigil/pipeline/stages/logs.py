@@ -232,7 +232,8 @@ class ShardConsumer:
         findings: list[Finding] = []
         rows: list[dict[str, Any]] = []
         touched: dict[int, tuple[SourceMiner, TemplateState]] = {}
-        async with db.session() as session:
+        # SQLite has one writer: shards of this process take turns instead of failing on locks.
+        async with self.worker.sqlite_write_lock, db.session() as session:
             for _, records in fresh:
                 for record in records:
                     source = record.source or DEFAULT_SOURCE
@@ -385,7 +386,8 @@ class ShardConsumer:
     async def snapshot(self) -> None:
         for miner in list(self.miners.values()):
             if miner.dirty:
-                await save_snapshot(self.backends.db, miner)
+                async with self.worker.sqlite_write_lock:
+                    await save_snapshot(self.backends.db, miner)
 
     async def flush(self) -> None:
         try:
@@ -423,6 +425,9 @@ class LogWorker:
         self.snapshot_interval_s = snapshot_interval_s
         self.signal_interval_s = signal_interval_s
         self.consumers: dict[int, tuple[ShardConsumer, asyncio.Task[None]]] = {}
+        self.sqlite_write_lock: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if backends.db.is_sqlite else contextlib.nullcontext()
+        )
         for shard in range(self.shards):
             register_group(topology.LOGS, shard_group(shard))
 
