@@ -163,8 +163,11 @@ def forecast_exhaustion(
     # Theil–Sen's interval assumes independent residuals; real ones drift together for hours,
     # which makes it far too narrow. Widen it by the usual AR(1) variance inflation factor.
     bin_resid = by - (float(np.median(by - slope * bh)) + slope * bh)
-    if len(bin_resid) > 3 and float(np.std(bin_resid)) > 0.0:
-        rho = float(np.corrcoef(bin_resid[:-1], bin_resid[1:])[0, 1])
+    bin_resid = bin_resid - bin_resid.mean()
+    lag0, lag1 = bin_resid[:-1], bin_resid[1:]
+    denominator = math.sqrt(float(np.dot(lag0, lag0)) * float(np.dot(lag1, lag1)))
+    if len(bin_resid) > 3 and denominator > 0.0:
+        rho = float(np.dot(lag0, lag1)) / denominator
         inflation = math.sqrt((1.0 + rho) / (1.0 - rho)) if -1.0 < rho < 0.9 else math.sqrt(19.0)
         inflation = max(1.0, inflation)
         slope_low = slope - inflation * (slope - slope_low)
