@@ -9,6 +9,7 @@ clients. One broadcast carries a whole batch of changes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -141,14 +142,22 @@ async def publish_changes(bus: Bus, changes: ChangeSet) -> None:
                 }
             )
         )
-    try:
-        await bus.broadcast(topology.LIVE_ALERTS, codec.encode({"type": "alerts", "events": events}))
-    except Exception as exc:  # live updates are best effort
-        log.warning("could not broadcast %d alert changes: %s", len(events), exc)
-    if durable:
+
+    async def broadcast() -> None:
+        try:
+            await bus.broadcast(topology.LIVE_ALERTS, codec.encode({"type": "alerts", "events": events}))
+        except Exception as exc:  # live updates are best effort
+            log.warning("could not broadcast %d alert changes: %s", len(events), exc)
+
+    async def publish() -> None:
         try:
             await bus.publish_many(topology.ALERT_CHANGES, durable)
         except Exception as exc:
             log.error(
                 "could not publish %d alert changes to %s: %s", len(durable), topology.ALERT_CHANGES, exc
             )
+
+    if durable:
+        await asyncio.gather(broadcast(), publish())
+    else:
+        await broadcast()

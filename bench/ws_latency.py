@@ -1,0 +1,465 @@
+"""Live-update latency: from the webhook request that raises an alert to the event arriving on
+WebSocket clients, on the distributed profile with two ``vigil api`` processes and a
+``vigil worker`` (PostgreSQL, Redis, InfluxDB; a Chroma server when one can be started).
+
+Alerts are posted to ``POST /webhooks/alertmanager`` (one alert per request, Alertmanager's v4
+payload) at ``--rate`` per second, round-robin over the API processes, while ``--clients``
+WebSocket clients (spread over both API processes) listen on ``/ws/alerts``. The path measured
+is the product's: webhook → bus → correlate stage (dedup, silences, incident correlation,
+timeline, outbox, commit) → Redis Pub/Sub → every API process → every client. Latency is taken
+per (alert, client) from just before the POST to the arrival of that alert's ``alert.created``.
+
+The peer (``floor``) is the fan-out alone: the same clients, the same rate, events broadcast
+straight onto the live channel in Redis — what remains is Pub/Sub plus WebSocket delivery, so
+the difference is the cost of the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench._common import REPO_ROOT, machine, print_json
+
+app = typer.Typer(add_completion=False, help=__doc__)
+err = Console(stderr=True)
+VIGIL = [sys.executable, "-m", "vigil"]
+TITLE = "WsBench: seq "
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(
+    name: str, args: list[str], env: dict[str, str], workdir: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    log = (workdir / f"{name}.log").open("wb")
+    proc = subprocess.Popen([*VIGIL, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
+async def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{log.name} exited early:\n{_tail(log)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} not up within {timeout_s:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def stats(samples: list[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(percentile(samples, 0.99), 2),
+        "max_ms": round(max(samples), 2),
+    }
+
+
+class Listener:
+    """One WebSocket client: records when each sequence number's event arrived."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.arrived: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.ready.wait(), timeout=30)
+
+    async def _run(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):  # the servers stop at the end of the run
+            await self._listen(connect)
+
+    async def _listen(self, connect: Any) -> None:
+        async with connect(self.url, max_size=None, ping_interval=None) as ws:
+            async for frame in ws:
+                now = time.perf_counter()
+                data = frame if isinstance(frame, bytes) else frame.encode()
+                if b'"hello"' in data[:40]:
+                    self.ready.set()
+                    continue
+                if TITLE.encode() not in data:
+                    continue
+                for event in orjson.loads(data).get("events", ()):
+                    if event.get("type") != "alert.created":
+                        continue
+                    title = event.get("alert", {}).get("title", "")
+                    if title.startswith(TITLE):
+                        self.arrived.setdefault(int(title[len(TITLE) :]), now)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+def alertmanager_payload(seq: int, tag: str) -> bytes:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return orjson.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "receiver": "vigil",
+            "groupKey": f"bench-{tag}",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "WsBench",
+                        "severity": "high",
+                        "instance": f"bench-{seq % 50}:9100",
+                    },
+                    "annotations": {"summary": f"seq {seq}"},
+                    "startsAt": now,
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "fingerprint": f"{tag}-{seq}",
+                }
+            ],
+        }
+    )
+
+
+async def send_at_rate(
+    urls: list[str], token: str, rate: float, seconds: float, first: int, tag: str
+) -> tuple[dict[int, float], list[float], int]:
+    """POST one alert every 1/rate s; returns send times, request latencies and failures."""
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    failures = 0
+    count = int(rate * seconds)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    async with httpx.AsyncClient(
+        timeout=30,
+        limits=limits,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    ) as client:
+
+        async def post(seq: int) -> None:
+            nonlocal failures
+            url = urls[seq % len(urls)]
+            begin = time.perf_counter()
+            sent[seq] = begin
+            try:
+                response = await client.post(
+                    f"{url}/webhooks/alertmanager", content=alertmanager_payload(seq, tag)
+                )
+                if response.status_code != 204:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+            latencies.append((time.perf_counter() - begin) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(first + i)))
+        await asyncio.gather(*tasks)
+    return sent, latencies, failures
+
+
+async def broadcast_at_rate(
+    redis_url: str, prefix: str, rate: float, seconds: float, first: int
+) -> dict[int, float]:
+    """The floor: events published straight onto the live channel."""
+    from redis.asyncio import Redis
+
+    from vigil.pipeline import topology
+
+    redis = Redis.from_url(redis_url)
+    sent: dict[int, float] = {}
+    channel = f"{prefix}broadcast:{topology.LIVE_ALERTS}"
+    try:
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            seq = first + i
+            sent[seq] = time.perf_counter()
+            payload = {
+                "type": "alerts",
+                "events": [
+                    {
+                        "type": "alert.created",
+                        "time_ns": time.time_ns(),
+                        "alert": {"id": seq, "title": f"{TITLE}{seq}"},
+                    }
+                ],
+            }
+            await redis.publish(channel, orjson.dumps(payload))
+    finally:
+        await redis.aclose()
+    return sent
+
+
+async def collect(
+    listeners: list[Listener], sent: dict[int, float], timeout_s: float
+) -> tuple[list[float], int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(all(seq in lst.arrived for seq in sent) for lst in listeners):
+            break
+        await asyncio.sleep(0.2)
+    samples = []
+    missing = 0
+    for lst in listeners:
+        for seq, at in sent.items():
+            if seq in lst.arrived:
+                samples.append((lst.arrived[seq] - at) * 1000)
+            else:
+                missing += 1
+    return samples, missing
+
+
+async def prepare(database_url: str) -> str:
+    from vigil.api.routes.tokens import issue_token
+    from vigil.security import hash_password
+    from vigil.store.db import Database
+    from vigil.store.models import User
+
+    db = Database(database_url)
+    try:
+        await db.migrate()
+        async with db.session() as session:
+            user = User(
+                username="bench", role="operator", password_hash=hash_password("x" * 12), is_active=True
+            )
+            session.add(user)
+            await session.flush()
+            _, token = await issue_token(session, user.id, "bench", ["read", "ingest"])
+    finally:
+        await db.close()
+    return token
+
+
+async def run(
+    clients: int,
+    rate: float,
+    seconds: float,
+    apis: int,
+    admin_url: str,
+    redis_url: str,
+    influx_url: str,
+    chroma_url: str,
+    workdir: Path,
+) -> dict[str, Any]:
+    import asyncpg
+
+    name = f"vigil_bench_ws_{uuid.uuid4().hex[:8]}"
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    database_url = admin_url.rsplit("/", 1)[0] + "/" + name
+    prefix = f"vigil-bench-ws-{uuid.uuid4().hex[:6]}:"
+    try:
+        token = await prepare(database_url)
+        base_env = {
+            **os.environ,
+            "VIGIL_DATABASE_URL": database_url,
+            "VIGIL_REDIS_URL": redis_url,
+            "VIGIL_REDIS_PREFIX": prefix,
+            "VIGIL_INFLUX_URL": influx_url,
+            "VIGIL_INFLUX_DATABASE": f"bench_ws_{uuid.uuid4().hex[:8]}",
+            "VIGIL_SECRET_KEY": "bench-secret",
+            "VIGIL_LOG_LEVEL": "WARNING",
+            "VIGIL_SETTINGS_FILE": str(workdir / "none.env"),
+            "PYTHONPATH": str(REPO_ROOT / "src"),
+        }
+        if chroma_url:
+            base_env["VIGIL_CHROMA_URL"] = chroma_url
+
+        def env(role: str) -> dict[str, str]:
+            return {**base_env, "VIGIL_DATA_DIR": str(workdir / role)}
+
+        ports = [free_port() for _ in range(apis)]
+        with contextlib.ExitStack() as stack:
+            procs = [
+                stack.enter_context(process(f"api{i}", ["api", "--port", str(p)], env(f"api{i}"), workdir))
+                for i, p in enumerate(ports)
+            ]
+            worker = stack.enter_context(process("worker", ["worker"], env("worker"), workdir))
+            urls = [f"http://127.0.0.1:{p}" for p in ports]
+            for i, (url, proc) in enumerate(zip(urls, procs, strict=True)):
+                await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log")
+            err.print(f"{apis} API processes up; connecting {clients} WebSocket clients")
+            listeners = [
+                Listener(f"{urls[i % apis].replace('http', 'ws')}/ws/alerts?token={token}")
+                for i in range(clients)
+            ]
+            for lst in listeners:
+                await lst.start()
+            # Warm up: the worker consumes, the hubs are subscribed, caches are hot.
+            warm, _, _ = await send_at_rate(urls, token, 20, 1.0, 0, "warm")
+            samples, missing = await collect(listeners, warm, 60)
+            if worker.poll() is not None:
+                raise RuntimeError("the worker exited:\n" + _tail(workdir / "worker.log"))
+            err.print(f"warm-up: {len(warm)} alerts, {missing} deliveries missing")
+            err.print(f"measuring: {rate:.0f} alerts/s for {seconds:.0f} s to {clients} clients")
+            sent, post_latencies, failures = await send_at_rate(urls, token, rate, seconds, 1_000_000, "run")
+            achieved = len(sent) / (max(sent.values()) - min(sent.values()) + 1 / rate)
+            samples, missing = await collect(listeners, sent, 30)
+            err.print("measuring the floor: broadcasts straight onto Redis")
+            floor_sent = await broadcast_at_rate(redis_url, prefix, rate, seconds, 5_000_000)
+            floor_samples, floor_missing = await collect(listeners, floor_sent, 30)
+            for lst in listeners:
+                await lst.stop()
+        return {
+            "benchmark": "ws_latency",
+            "machine": machine(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "setup": {
+                "api_processes": apis,
+                "clients": clients,
+                "rate_per_s": rate,
+                "seconds": seconds,
+                "chroma": "server" if chroma_url else "embedded per process",
+            },
+            "vigil": {
+                **stats(samples),
+                "deliveries": len(samples),
+                "missing": missing,
+                "achieved_rate_per_s": round(achieved, 1),
+                "webhook_failures": failures,
+                "webhook": stats(post_latencies),
+            },
+            "floor": {**stats(floor_samples), "deliveries": len(floor_samples), "missing": floor_missing},
+        }
+    finally:
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+def _table(result: dict[str, Any]) -> None:
+    setup = result["setup"]
+    table = Table(
+        title=f"Webhook → WebSocket latency: {setup['clients']} clients on {setup['api_processes']} API "
+        f"processes, {setup['rate_per_s']:.0f} alerts/s"
+    )
+    for column in ("path", "p50 ms", "p99 ms", "max ms", "deliveries", "missing"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for label, key in (("vigil (webhook → pipeline → ws)", "vigil"), ("floor (Redis Pub/Sub → ws)", "floor")):
+        part = result[key]
+        table.add_row(
+            label,
+            f"{part['p50_ms']}",
+            f"{part['p99_ms']}",
+            f"{part['max_ms']}",
+            f"{part['deliveries']:,}",
+            f"{part['missing']:,}",
+        )
+    Console().print(table)
+    v = result["vigil"]
+    Console().print(
+        f"sent {v['achieved_rate_per_s']} alerts/s; webhook p50 {v['webhook']['p50_ms']} ms, p99 "
+        f"{v['webhook']['p99_ms']} ms, {v['webhook_failures']} failures; "
+        f"load average {result['load_average']}"
+    )
+
+
+@app.command()
+def main(
+    clients: int = typer.Option(100, help="WebSocket clients (spread over the API processes)"),
+    rate: float = typer.Option(200.0, help="Alerts per second"),
+    seconds: float = typer.Option(10.0, help="How long to send"),
+    apis: int = typer.Option(2, help="vigil api processes"),
+    postgres_url: str = typer.Option(
+        os.environ.get("VIGIL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+        help="An admin connection; a throwaway database is created and dropped",
+    ),
+    redis_url: str = typer.Option(os.environ.get("VIGIL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")),
+    influx_url: str = typer.Option("", help="InfluxDB to use (default: start one, needs influxd)"),
+    chroma_url: str = typer.Option("", help="Chroma server to use (default: start one if possible)"),
+    json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout"),
+) -> None:
+    async def go() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="vigil-bench-ws-") as tmp, contextlib.ExitStack() as stack:
+            workdir = Path(tmp)
+            influx, chroma = influx_url, chroma_url
+            import shutil
+
+            from tests import services
+
+            if not influx:
+                if shutil.which("influxd") is None:
+                    raise SystemExit("influxd not installed: pass --influx-url of a running InfluxDB")
+                (workdir / "influx").mkdir()
+                influx = stack.enter_context(services.influxdb(workdir / "influx"))
+            if not chroma:
+                if (services.VENV_BIN / "chroma").exists():
+                    (workdir / "chroma").mkdir()
+                    chroma = stack.enter_context(services.chroma_server(workdir / "chroma"))
+                else:
+                    err.print("[yellow]no chroma command: embedded Chroma per process[/yellow]")
+            return await run(clients, rate, seconds, apis, postgres_url, redis_url, influx, chroma, workdir)
+
+    result = asyncio.run(go())
+    if json:
+        print_json(result)
+    else:
+        _table(result)
