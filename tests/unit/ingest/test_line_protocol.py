@@ -370,7 +370,7 @@ def unrepresentable(point: Point) -> bool:
     )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(points, min_size=1, max_size=5))
 @example([Point("m", {"k": "x"}, {"t": "a\\ b"}, 1)])
 @example([Point("m \\", {"k": 1.5}, {"a": "x\\\n", "b": '"'}, None)])
@@ -447,7 +447,7 @@ def outcome(line: str) -> Point | str | None:
     return result.errors[0].message if result.errors else None
 
 
-@settings(max_examples=700, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(line_strategy | structured_lines | structured_lines)
 def test_shortcuts_agree_with_the_reference_scanner(line: str) -> None:
     if not line.strip(" \t\x00") or line.lstrip(" \t\x00").startswith("#"):
@@ -488,13 +488,13 @@ def reference_line_ends(body: str) -> list[str]:
     return lines
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([*TOKENS, "\n", '"\n', "\n\n", 'v="a\nb"']), max_size=20).map("".join))
 def test_body_splits_where_influxdbs_line_scanner_does(body: str) -> None:
     assert [line for _, line in lp._logical_lines(body)] == reference_line_ends(body)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=6),
     st.sampled_from(["{!r}", "{:.17g}", "{:f}", "{:.3f}", "{:.0f}"]),

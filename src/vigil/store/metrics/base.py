@@ -16,6 +16,24 @@ class MetricStoreUnavailable(MetricStoreError):
     """The store cannot be reached."""
 
 
+MAX_BUCKETS_PER_SERIES = 2_000_000
+
+
+def check_bucket_count(query: MetricQuery) -> None:
+    """Refuse a query whose range / interval asks for more buckets per series than anyone can
+    draw (it would fill memory with empty buckets); both stores apply the same limit."""
+    if query.interval_s is None:
+        return
+    if query.interval_s <= 0:
+        raise MetricStoreError("interval_s must be positive")
+    buckets = (query.end_ns - query.start_ns) // (query.interval_s * 1_000_000_000) + 1
+    if buckets > MAX_BUCKETS_PER_SERIES:
+        raise MetricStoreError(
+            f"the query asks for {buckets:,} buckets per series (limit {MAX_BUCKETS_PER_SERIES:,}): "
+            "narrow the range or widen the interval"
+        )
+
+
 @runtime_checkable
 class MetricStore(Protocol):
     async def start(self) -> None: ...

@@ -41,7 +41,7 @@ import numpy as np
 import orjson
 
 from vigil.domain.metrics import MetricQuery, Point, Series
-from vigil.store.metrics.base import MetricStoreError, MetricStoreUnavailable
+from vigil.store.metrics.base import MetricStoreError, MetricStoreUnavailable, check_bucket_count
 
 T = TypeVar("T")
 
@@ -459,8 +459,7 @@ class EmbeddedMetricStore:
             raise MetricStoreError(f"unknown aggregation {query.aggregation!r}")
         if query.aggregation == "percentile" and query.percentile is None:
             raise MetricStoreError("a percentile query needs `percentile`")
-        if query.interval_s is not None and query.interval_s <= 0:
-            raise MetricStoreError("interval_s must be positive")
+        check_bucket_count(query)
         entry = self._fields.get(query.measurement, {}).get(query.field)
         if entry is None:
             return []

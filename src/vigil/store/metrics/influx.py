@@ -17,7 +17,7 @@ import orjson
 
 from vigil.domain.metrics import MetricQuery, Point, Series
 from vigil.ingest.line_protocol import LineProtocolError, format_point, parse_series_key
-from vigil.store.metrics.base import MetricStoreError, MetricStoreUnavailable
+from vigil.store.metrics.base import MetricStoreError, MetricStoreUnavailable, check_bucket_count
 
 _FUNCTIONS = {
     "mean": "MEAN",
@@ -66,8 +66,7 @@ def influxql_for(query: MetricQuery, retention_policy: str | None = None) -> str
     statement = f"SELECT {expression} FROM {source} WHERE {' AND '.join(conditions)}"
     groups = [quote_identifier(key) for key in query.group_by]
     if query.interval_s is not None:
-        if query.interval_s <= 0:
-            raise MetricStoreError("interval_s must be positive")
+        check_bucket_count(query)
         groups.insert(0, f"time({int(query.interval_s)}s)")
     if groups:
         statement += " GROUP BY " + ", ".join(groups)

@@ -98,6 +98,15 @@ async def test_buckets_align_to_the_epoch_and_cover_the_range(store: MetricStore
     assert hourly[0].values == [5.0]
 
 
+async def test_a_query_for_absurdly_many_buckets_is_refused(store: MetricStore) -> None:
+    await write_samples(store)
+    year = 366 * 24 * 3600 * S
+    with pytest.raises(MetricStoreError, match="buckets per series"):
+        await store.query(q(start=T0 - year, end=T0 + year, interval_s=1))
+    with pytest.raises(MetricStoreError, match="positive"):
+        await store.query(q(interval_s=0))
+
+
 async def test_an_empty_range_or_unknown_names_return_no_series(store: MetricStore) -> None:
     await write_samples(store)
     assert await store.query(q(start=T0 + 10 * MINUTE, end=T0 + 20 * MINUTE, interval_s=60)) == []
