@@ -14,8 +14,10 @@ over HTTP, through the same endpoints a real agent would use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -276,23 +278,72 @@ async def ensure_demo_sources(backends: Backends) -> DemoTokens:
 
 
 IN_PROCESS_BACKFILL_S = 24 * 3600.0
+SENT_UNTIL_KEY = "demo_sent_until"  # in demo-telegraf's config: how far a previous run got
+SAVE_EVERY_S = 60.0
+
+
+async def _sent_until(backends: Backends) -> float | None:
+    from sqlalchemy import select
+
+    from vigil.store.models import Source
+
+    async with backends.db.session() as session:
+        config = (
+            await session.execute(select(Source.config).where(Source.name == "demo-telegraf"))
+        ).scalar_one_or_none()
+    value = (config or {}).get(SENT_UNTIL_KEY)
+    return float(value) if isinstance(value, int | float) else None
+
+
+async def _save_sent_until(backends: Backends, t: float) -> None:
+    from sqlalchemy import select
+
+    from vigil.store.models import Source
+
+    async with backends.db.session() as session:
+        row = (
+            await session.execute(select(Source).where(Source.name == "demo-telegraf"))
+        ).scalar_one_or_none()
+        if row is not None:
+            row.config = {**(row.config or {}), SENT_UNTIL_KEY: t}
 
 
 async def run_demo_in_process(backends: Backends, url: str, stopping: asyncio.Event) -> None:
     """``vigil up --demo``: demo sources and tokens, a day of history, then live telemetry
     against ``url`` until ``stopping`` is set. Never raises: a failing demo must not take the
-    API down with it."""
+    API down with it.
+
+    On a restart with the same data directory only the gap since the previous run is
+    backfilled (it remembers how far it got), so history is not sent twice; the incident script
+    starts afresh, so the first minutes show incidents again.
+    """
     from vigil.demo.runner import DemoOptions, DemoRunner
     from vigil.demo.sender import DemoError, HttpSink
 
     try:
         tokens = await ensure_demo_sources(backends)
+        previous = await _sent_until(backends)
     except Exception:
         log.exception("demo: cannot create the demo sources; the simulated fleet is not running")
         return
-    options = DemoOptions(backfill_s=IN_PROCESS_BACKFILL_S)
+    backfill = IN_PROCESS_BACKFILL_S
+    if previous is not None:
+        backfill = min(IN_PROCESS_BACKFILL_S, max(0.0, time.time() - previous))
+        log.info("demo: a previous run sent telemetry up to %.0f s ago; backfilling only that gap", backfill)
+    options = DemoOptions(backfill_s=backfill)
     sink = HttpSink(url, tokens, stopping)
     runner = DemoRunner(options, sink, progress=lambda text: log.info("demo: %s", text))
+
+    async def remember_progress() -> None:
+        while True:
+            await asyncio.sleep(SAVE_EVERY_S)
+            if runner.sim_now is not None:
+                try:
+                    await _save_sent_until(backends, runner.sim_now)
+                except Exception as exc:  # the database may be briefly unavailable; try again later
+                    log.warning("demo: cannot record progress: %s", exc)
+
+    saver = asyncio.create_task(remember_progress())
     try:
         await runner.run(stopping)
         log.info("demo: stopped after sending %s", sink.stats.summary())
@@ -303,4 +354,9 @@ async def run_demo_in_process(backends: Backends, url: str, stopping: asyncio.Ev
     except Exception:
         log.exception("demo: the simulated fleet failed")
     finally:
+        saver.cancel()
+        await asyncio.gather(saver, return_exceptions=True)
         await sink.close()
+        if runner.sim_now is not None:
+            with contextlib.suppress(Exception):
+                await _save_sent_until(backends, runner.sim_now)

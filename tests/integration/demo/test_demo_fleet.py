@@ -15,7 +15,13 @@ from sqlalchemy import func, select
 
 from tests.integration.conftest import Api
 from tests.integration.demo.conftest import LiveVigil, drain
-from vigil.demo.fleet import DEMO_SOURCE_TYPES, MIN_HOSTS, ensure_demo_sources
+from vigil.demo.fleet import (
+    DEMO_SOURCE_TYPES,
+    MIN_HOSTS,
+    SENT_UNTIL_KEY,
+    ensure_demo_sources,
+    run_demo_in_process,
+)
 from vigil.demo.runner import DemoOptions, DemoRunner
 from vigil.demo.scenarios import TIMELINE, Incident
 from vigil.demo.sender import HttpSink
@@ -155,3 +161,30 @@ async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live
     assert {("SNMPInterfaceDown", False), ("SNMPInterfaceDown", True), ("NodeFilesystemAlmostFull", False),
             ("HostHighCpuLoad", False)} <= titles  # fmt: skip
     assert time.time() - started < 60
+
+
+async def test_up_demo_after_a_restart_backfills_only_the_gap(api: Api, live: LiveVigil) -> None:
+    """`vigil up --demo` remembers how far it got, so a restart does not send history twice."""
+    backends = api.backends
+    await ensure_demo_sources(backends)
+    began = time.time()
+    async with backends.db.session() as session:
+        row = (await session.execute(select(Source).where(Source.name == "demo-telegraf"))).scalar_one()
+        row.config = {**row.config, SENT_UNTIL_KEY: began - 300}
+    stopping = asyncio.Event()
+    task = asyncio.create_task(run_demo_in_process(backends, live.url, stopping))
+    await asyncio.sleep(3)
+    stopping.set()
+    await asyncio.wait_for(task, 60)
+    await drain(backends, ingestion_stages(backends))
+
+    def count(start: float, end: float) -> MetricQuery:
+        return MetricQuery("cpu", "usage_user", int(start * 1e9), int(end * 1e9), aggregation="count")
+
+    before = await backends.metrics.query(count(began - 86400, began - 360))
+    assert all(v in (None, 0) for s in before for v in s.values)  # no day of history again
+    recent = await backends.metrics.query(count(began - 300, time.time() + 60))
+    assert sum(v or 0 for s in recent for v in s.values) >= 20 * 4  # the gap, every host
+    async with backends.db.session() as session:
+        row = (await session.execute(select(Source).where(Source.name == "demo-telegraf"))).scalar_one()
+        assert row.config[SENT_UNTIL_KEY] >= began  # progress recorded for the next restart
