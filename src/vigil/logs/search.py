@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, tuple_
+from sqlalchemy import ColumnElement, TextClause, bindparam, func, select, text, tuple_
 from sqlalchemy.orm import aliased
 
 from vigil.store.db import Database
@@ -167,6 +167,13 @@ _LINE_COLUMNS = (
 )
 
 
+# Text queries look at the newest hour first, then widen: a common word fills the page from the
+# last hour (a short walk down the time index), a rare one is found through the full-text index
+# within a few tries. One query over everything would make the database collect and sort every
+# match of a common word before it could return the newest 50.
+TEXT_WINDOWS_NS = tuple(h * 3_600_000_000_000 for h in (1, 8, 64, 512))
+
+
 async def search(
     db: Database,
     filters: LogFilters,
@@ -176,16 +183,34 @@ async def search(
     highlight: bool = True,
 ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
     """One page, newest first, and the key to pass as ``after`` for the next (None at the end)."""
-    query = select(*_LINE_COLUMNS).where(*conditions(db, filters))
+    where = conditions(db, filters)
     if after is not None:
-        query = query.where(tuple_(LogLine.time_ns, LogLine.id) < tuple_(after[0], after[1]))
-    query = query.order_by(LogLine.time_ns.desc(), LogLine.id.desc()).limit(limit + 1)
+        where.append(tuple_(LogLine.time_ns, LogLine.id) < tuple_(after[0], after[1]))
+    text_query = bool(filters.q and filters.q.strip())
     async with db.session() as session:
-        rows = (await session.execute(query)).all()
+        windows: list[int | None] = [None]
+        if text_query:
+            upper = after[0] if after is not None else filters.end_ns
+            if upper is None:
+                upper = (await session.execute(select(func.max(LogLine.time_ns)))).scalar()
+            if upper is not None:
+                lowest = filters.start_ns
+                windows = [
+                    upper - span for span in TEXT_WINDOWS_NS if lowest is None or upper - span > lowest
+                ]
+                windows.append(None)
+        for since in windows:
+            query = select(*_LINE_COLUMNS).where(*where)
+            if since is not None:
+                query = query.where(LogLine.time_ns >= since)
+            query = query.order_by(LogLine.time_ns.desc(), LogLine.id.desc()).limit(limit + 1)
+            rows = (await session.execute(query)).all()
+            if len(rows) > limit:
+                break
         items = [_line_dict(row) for row in rows[:limit]]
         await _attach_templates(session, items)
-        if highlight and filters.q and filters.q.strip() and items:
-            marks = await _highlights(session, db, filters.q.strip(), [item["id"] for item in items])
+        if highlight and text_query and items:
+            marks = await _highlights(session, db, str(filters.q).strip(), [item["id"] for item in items])
             for item in items:
                 item["highlight"] = marks.get(item["id"], html.escape(item["message"]))
     next_key = (items[-1]["time_ns"], items[-1]["id"]) if len(rows) > limit else None
@@ -229,20 +254,51 @@ def _safe_marked(marked: str) -> str:
     return html.escape(marked).replace(_START, "<mark>").replace(_STOP, "</mark>")
 
 
+_TOKEN_CHAR = r"0-9A-Za-z\u0080-\uffff"
+
+
+def highlight_pattern(q: str) -> re.Pattern[str] | None:
+    """A regex marking what an FTS5 query matches in a message (the words and phrases it
+    requires, case-insensitive, on unicode61 token boundaries)."""
+    parts = []
+    for raw in _FTS_TOKEN.findall(q):
+        if raw == "OR" or (raw.startswith("-") and len(raw) > 1):
+            continue
+        prefix = raw.endswith("*") and not raw.startswith('"')
+        words = re.findall(f"[{_TOKEN_CHAR}]+", raw.strip('"').rstrip("*"))
+        if not words:
+            continue
+        body = f"[^{_TOKEN_CHAR}]+".join(re.escape(w) for w in words)
+        tail = "" if prefix else f"(?![{_TOKEN_CHAR}])"
+        parts.append(f"(?<![{_TOKEN_CHAR}]){body}{tail}")
+    if not parts:
+        return None
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def highlight_text(message: str, pattern: re.Pattern[str] | None) -> str:
+    if pattern is None:
+        return html.escape(message)
+    marked = pattern.sub(lambda m: f"{_START}{m.group(0)}{_STOP}", message)
+    return _safe_marked(marked)
+
+
 async def _highlights(session: Any, db: Database, q: str, ids: Sequence[int]) -> dict[int, str]:
     if db.is_sqlite:
-        statement = text(
-            "SELECT rowid, highlight(log_lines_fts, 0, :start, :stop) FROM log_lines_fts "
-            "WHERE log_lines_fts MATCH :fts AND rowid IN :ids"
-        ).bindparams(bindparam("ids", expanding=True))
-        params: dict[str, Any] = {"start": _START, "stop": _STOP, "fts": fts5_query(q), "ids": list(ids)}
+        # FTS5's highlight() re-runs the whole query to mark 50 rows (seconds for a common
+        # word over millions of lines); marking the same tokens here costs microseconds.
+        pattern = highlight_pattern(q)
+        rows = (
+            await session.execute(select(LogLine.id, LogLine.message).where(LogLine.id.in_(list(ids))))
+        ).all()
+        return {int(row[0]): highlight_text(str(row[1]), pattern) for row in rows}
     else:
         statement = text(
             "SELECT id, ts_headline('simple', message, websearch_to_tsquery('simple', :q), :options) "
             "FROM log_lines WHERE id IN :ids"
         ).bindparams(bindparam("ids", expanding=True))
         options = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
-        params = {"q": q, "options": options, "ids": list(ids)}
+        params: dict[str, Any] = {"q": q, "options": options, "ids": list(ids)}
     rows = (await session.execute(statement, params)).all()
     return {int(row[0]): _safe_marked(str(row[1])) for row in rows}
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from vigil.logs.search import QueryError, fts5_query
+from vigil.logs.search import QueryError, fts5_query, highlight_pattern, highlight_text
 
 
 def test_words_phrases_exclusions_alternatives() -> None:
@@ -38,3 +38,19 @@ def test_every_expression_is_valid_fts5(q: str) -> None:
     except QueryError:
         return
     db.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+
+
+def test_highlights_mark_what_the_query_matches() -> None:
+    def mark(q: str, message: str) -> str:
+        return highlight_text(message, highlight_pattern(q))
+
+    assert mark("space device", "write on /dev/sda1: No space left on device") == (
+        "write on /dev/sda1: No <mark>space</mark> left on <mark>device</mark>"
+    )
+    assert mark('"failed password" -root', "Failed password for <root>") == (
+        "<mark>Failed password</mark> for &lt;root&gt;"  # escaped, the excluded word unmarked
+    )
+    assert mark("conn*", "Connection refused") == "<mark>Conn</mark>ection refused"
+    assert mark("err", "error err") == "error <mark>err</mark>"  # whole tokens only
+    assert mark("10.0.0.1", "from 10.0.0.1 port 22") == "from <mark>10.0.0.1</mark> port 22"
+    assert mark("-x", "<b>") == "&lt;b&gt;"
