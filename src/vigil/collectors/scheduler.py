@@ -127,6 +127,8 @@ class CollectorScheduler:
         self.completed_polls = 0
         self._limit = asyncio.Semaphore(self.options.max_concurrent_polls)
         self._last_refresh = float("-inf")
+        self._preference_members: tuple[str, ...] = ()
+        self._preference: dict[int, bool] = {}
 
     @property
     def owner(self) -> str:
@@ -235,7 +237,7 @@ class CollectorScheduler:
                 continue
             if spec != owned.spec:
                 self._update_spec(owned, spec, now)
-            if owned.task is None and preferred_owner(spec.lease, self.members) != self.owner:
+            if owned.task is None and not self._mine(spec):
                 release.append(source_id)
         if release:
             leases = [self.owned[i].spec.lease for i in release]
@@ -244,9 +246,7 @@ class CollectorScheduler:
             await self.leases.release(leases)
 
         wanted = [
-            spec
-            for source_id, spec in self.specs.items()
-            if source_id not in self.owned and preferred_owner(spec.lease, self.members) == self.owner
+            spec for source_id, spec in self.specs.items() if source_id not in self.owned and self._mine(spec)
         ]
         if not wanted:
             return
@@ -258,6 +258,17 @@ class CollectorScheduler:
                 owned = await self._adopt(spec, time.time())
                 owned.lease_valid_until = started + ttls[spec.lease] / 1000
                 self.owned[spec.id] = owned
+
+    def _mine(self, spec: SourceSpec) -> bool:
+        """Whether this worker should hold the source, for the current members (cached: the
+        answer only changes when a worker joins or leaves)."""
+        members = tuple(self.members)
+        if members != self._preference_members:
+            self._preference_members, self._preference = members, {}
+        mine = self._preference.get(spec.id)
+        if mine is None:
+            mine = self._preference[spec.id] = preferred_owner(spec.lease, members) == self.owner
+        return mine
 
     def _update_spec(self, owned: Owned, spec: SourceSpec, now: float) -> None:
         if spec.identity != owned.spec.identity:

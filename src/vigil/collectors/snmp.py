@@ -283,16 +283,19 @@ def _interface(
     if usable:
         assert prev is not None and dt_s is not None
         rates: dict[str, float] = {}
+        wrapped: set[str] = set()
         for key, value in saved["c"].items():
             before = prev.get("c", {}).get(key)
             if not isinstance(before, int):
                 continue
-            bits = widths.get(key, 32)
-            rates[key] = counter_delta(value, before, bits) / dt_s
+            if value < before:
+                wrapped.add(key)
+            rates[key] = counter_delta(value, before, widths.get(key, 32)) / dt_s
         # A "wrap" implying more than the link can carry was a counter reset: drop the sample.
+        # (Only wraps: virtual interfaces routinely carry more than their nominal ifSpeed.)
         if speed:
             for key in ("in_octets", "out_octets"):
-                if key in rates and rates[key] * 8 > speed * SPEED_SLACK:
+                if key in wrapped and rates[key] * 8 > speed * SPEED_SLACK:
                     rates = {}
                     break
         names = {

@@ -280,3 +280,10 @@ def test_check_names_the_missing_credential() -> None:
     with pytest.raises(ValueError, match="target"):
         collector.check("sw1:notaport", SnmpConfig(), SnmpCredentials(community="public"))
     assert collector.check("sw1", SnmpConfig(), SnmpCredentials(community="public")) == "sw1:161"
+
+
+def test_traffic_above_the_nominal_speed_without_a_wrap_is_kept() -> None:
+    # Loopback and virtual interfaces report a nominal ifSpeed they routinely exceed.
+    slow = {"speed": 10_000_000, "high_speed": 10}
+    _, two = _two_polls({1: _if_row(**slow)}, {1: _if_row(hc_in_octets=1000 + 50_000_000, **slow)})
+    assert _point(two.points, "snmp_interface", if_name="eth0").fields["in_bps"] == pytest.approx(40_000_000)
