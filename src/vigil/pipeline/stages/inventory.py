@@ -74,20 +74,33 @@ def _series_key_tags(key: str) -> dict[str, str]:
     return tags
 
 
+# Series key (and source) → its sightings: a batch repeats the same few hundred series keys,
+# and so does every later batch from the same agents.
+_KEY_SIGHTINGS: dict[tuple[str | None, str], tuple[Sighting, ...]] = {}
+_MAX_CACHED_KEYS = 100_000
+
+
 def metric_sightings(payload: bytes) -> set[Sighting]:
     batch = codec.decode_metric_batch(payload)
     found: set[Sighting] = set()
+    source = batch.source
     if batch.line_protocol is not None:
         text = batch.line_protocol
         keys = set(_LATER_SERIES_KEYS.findall(text))
         keys.add(text.split(" ", 1)[0])
+        cache = _KEY_SIGHTINGS
         for key in keys:
-            if "," in key:
-                found.update(_tag_sightings(_series_key_tags(key), "metrics", batch.source))
+            sightings = cache.get((source, key))
+            if sightings is None:
+                if len(cache) >= _MAX_CACHED_KEYS:
+                    cache.clear()
+                tags = _series_key_tags(key) if "," in key else {}
+                sightings = cache[(source, key)] = tuple(_tag_sightings(tags, "metrics", source))
+            found.update(sightings)
         return found
     for _measurement, tags, _fields, _time in batch.rows or ():
         if tags:
-            found.update(_tag_sightings(tags, "metrics", batch.source))
+            found.update(_tag_sightings(tags, "metrics", source))
     return found
 
 
