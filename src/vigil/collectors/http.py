@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import certifi
 import httpx
 
 from vigil import __version__
@@ -38,11 +37,8 @@ _SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
 def ssl_context(verify: bool) -> ssl.SSLContext:
     context = _SSL_CONTEXTS.get(verify)
     if context is None:
-        context = ssl.create_default_context(cafile=certifi.where())
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        _SSL_CONTEXTS[verify] = context
+        # httpx's own context (its CA bundle, SSL_CERT_FILE/SSL_CERT_DIR honoured).
+        context = _SSL_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
     return context
 
 
