@@ -39,7 +39,9 @@ def alert_service(request: Request) -> AlertService:
     service: AlertService | None = getattr(request.app.state, "alert_service", None)
     if service is None:
         backends = backends_of(request)
-        service = AlertService(backends.db, backends.bus)
+        # Edits made through this API invalidate the cache at once; other replicas' edits
+        # apply here within the TTL.
+        service = AlertService(backends.db, backends.bus, rules_ttl_s=5.0)
         request.app.state.alert_service = service
     return service
 

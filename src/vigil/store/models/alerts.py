@@ -12,6 +12,7 @@ from vigil.store.models.base import Base
 from vigil.store.types import BigIntPK, JSONType, UTCDateTime, utcnow
 
 _EMPTY_LIST = text("'[]'")
+COVERED = ("severity", "status", "origin", "host", "service", "source")
 
 
 class Incident(Base):
@@ -60,14 +61,17 @@ class Alert(Base):
             sqlite_where=text("resolved_at IS NULL"),
             postgresql_where=text("resolved_at IS NULL"),
         ),
-        # Keyset pagination, newest first, overall / open only / per filter.
-        Index("ix_alerts_last_seen_id", "last_seen", "id"),
+        # Keyset pagination, newest first, overall / open only / per filter. On PostgreSQL the
+        # first two also carry the columns alerts are filtered and grouped by, so "open
+        # critical" and "counts by host over the last day" read the index alone.
+        Index("ix_alerts_last_seen_id", "last_seen", "id", postgresql_include=list(COVERED)),
         Index(
             "ix_alerts_open_last_seen_id",
             "last_seen",
             "id",
             sqlite_where=text("resolved_at IS NULL"),
             postgresql_where=text("resolved_at IS NULL"),
+            postgresql_include=list(COVERED),
         ),
         Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
         Index("ix_alerts_service_last_seen_id", "service", "last_seen", "id"),

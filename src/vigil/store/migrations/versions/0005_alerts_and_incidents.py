@@ -23,6 +23,8 @@ Json = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 When = vigil.store.types.UTCDateTime(timezone=True)
 EMPTY_LIST = sa.text("'[]'")
 OPEN = sa.text("resolved_at IS NULL")
+# Carried by the keyset indexes on PostgreSQL, for index-only filters and groupings.
+COVERED = ("severity", "status", "origin", "host", "service", "source")
 
 
 def _id() -> sa.Column[Any]:
@@ -75,13 +77,16 @@ def upgrade() -> None:
             sqlite_where=OPEN,
             postgresql_where=OPEN,
         )
-        batch_op.create_index("ix_alerts_last_seen_id", ["last_seen", "id"], unique=False)
+        batch_op.create_index(
+            "ix_alerts_last_seen_id", ["last_seen", "id"], unique=False, postgresql_include=list(COVERED)
+        )
         batch_op.create_index(
             "ix_alerts_open_last_seen_id",
             ["last_seen", "id"],
             unique=False,
             sqlite_where=OPEN,
             postgresql_where=OPEN,
+            postgresql_include=list(COVERED),
         )
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.create_index(f"ix_alerts_{name}_last_seen_id", [name, "last_seen", "id"], unique=False)
