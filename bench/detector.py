@@ -164,6 +164,15 @@ def measure(n_points: int = 100_000) -> dict[str, dict[str, float]]:
     return results
 
 
+def _json_safe(value: object) -> object:
+    """NaN is not JSON: report a missing figure as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
 @app.command()
 def main(
     points: int = typer.Option(100_000, help="Points per throughput run."),
@@ -180,7 +189,7 @@ def main(
         "retained_vigil_over_peer": v["retained_bytes_per_series"] / p["retained_bytes_per_series"],
     }
     if json_out:
-        print_json({**results, "ratios": ratios, "peer_window": WINDOW})
+        print_json(_json_safe({**results, "ratios": ratios, "peer_window": WINDOW}))
         return
     table = Table(title=f"Univariate detector, one core, {points} points (peer window {WINDOW})")
     table.add_column("detector")

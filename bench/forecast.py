@@ -167,6 +167,15 @@ def interval_coverage(cases: list[Case]) -> float:
     return inside / total if total else math.nan
 
 
+def _json_safe(value: object) -> object:
+    """NaN is not JSON: report a missing figure as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
 @app.command()
 def main(
     data: Path = typer.Option(None, "--data", help="NAB directory (data/ and windows.json)."),
@@ -187,7 +196,7 @@ def main(
             results[name] = evaluate(cases, methods)
             results[name]["vigil_interval_coverage"] = interval_coverage(cases)  # type: ignore[index]
     if json_out:
-        print_json(results)
+        print_json(_json_safe(results))
         return
     table = Table(title="Time-to-threshold error in hours (MAE / median) and cost")
     for col in (
