@@ -79,8 +79,14 @@ def fts5_query(q: str) -> str:
     return expression
 
 
-def _text_condition(db: Database, q: str) -> ColumnElement[bool] | TextClause:
+def _text_condition(db: Database, q: str, indexed: bool = True) -> ColumnElement[bool] | TextClause:
     fts5_query(q)  # the same rules on both databases: at least one word that is not excluded
+    if not db.is_sqlite and not indexed:
+        # The same test the planner cannot answer from the GIN index: it walks the time index
+        # and checks each row's stored tsvector, stopping as soon as the page is full.
+        return text("(log_lines.search || ''::tsvector) @@ websearch_to_tsquery('simple', :q)").bindparams(
+            q=q
+        )
     if db.is_sqlite:
         return LogLine.id.in_(
             select(text("rowid"))
@@ -90,7 +96,9 @@ def _text_condition(db: Database, q: str) -> ColumnElement[bool] | TextClause:
     return text("log_lines.search @@ websearch_to_tsquery('simple', :q)").bindparams(q=q)
 
 
-def conditions(db: Database, filters: LogFilters) -> list[ColumnElement[bool] | TextClause]:
+def conditions(
+    db: Database, filters: LogFilters, *, text_indexed: bool = True
+) -> list[ColumnElement[bool] | TextClause]:
     where: list[ColumnElement[bool] | TextClause] = []
     for column, values in (
         (LogLine.host, filters.hosts),
@@ -129,7 +137,7 @@ def conditions(db: Database, filters: LogFilters) -> list[ColumnElement[bool] | 
             )
         )
     if filters.q and filters.q.strip():
-        where.append(_text_condition(db, filters.q.strip()))
+        where.append(_text_condition(db, filters.q.strip(), indexed=text_indexed))
     return where
 
 
@@ -167,11 +175,13 @@ _LINE_COLUMNS = (
 )
 
 
-# Text queries look at the newest hour first, then widen: a common word fills the page from the
-# last hour (a short walk down the time index), a rare one is found through the full-text index
-# within a few tries. One query over everything would make the database collect and sort every
-# match of a common word before it could return the newest 50.
-TEXT_WINDOWS_NS = tuple(h * 3_600_000_000_000 for h in (1, 8, 64, 512))
+# Text queries start with the newest lines and widen. First the newest FIRST_WINDOW_ROWS lines
+# (those that pass the other filters), tested row by row down the time index: a common word fills
+# the page there at once. Then wider time windows, where the full-text index finds rarer words.
+# One query over everything would make the database collect and sort every match of a common
+# word, or walk the whole time index for a rare one, before returning the newest 50.
+FIRST_WINDOW_ROWS = 20_000
+WIDER_WINDOWS = (8, 64, 512)  # multiples of the first window's time span
 
 
 async def search(
@@ -183,30 +193,20 @@ async def search(
     highlight: bool = True,
 ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
     """One page, newest first, and the key to pass as ``after`` for the next (None at the end)."""
-    where = conditions(db, filters)
-    if after is not None:
-        where.append(tuple_(LogLine.time_ns, LogLine.id) < tuple_(after[0], after[1]))
     text_query = bool(filters.q and filters.q.strip())
+    older = [tuple_(LogLine.time_ns, LogLine.id) < tuple_(after[0], after[1])] if after is not None else []
+
+    def page(since: int | None, text_indexed: bool = True) -> Any:
+        query = select(*_LINE_COLUMNS).where(*conditions(db, filters, text_indexed=text_indexed), *older)
+        if since is not None:
+            query = query.where(LogLine.time_ns >= since)
+        return query.order_by(LogLine.time_ns.desc(), LogLine.id.desc()).limit(limit + 1)
+
     async with db.session() as session:
-        windows: list[int | None] = [None]
-        if text_query:
-            upper = after[0] if after is not None else filters.end_ns
-            if upper is None:
-                upper = (await session.execute(select(func.max(LogLine.time_ns)))).scalar()
-            if upper is not None:
-                lowest = filters.start_ns
-                windows = [
-                    upper - span for span in TEXT_WINDOWS_NS if lowest is None or upper - span > lowest
-                ]
-                windows.append(None)
-        for since in windows:
-            query = select(*_LINE_COLUMNS).where(*where)
-            if since is not None:
-                query = query.where(LogLine.time_ns >= since)
-            query = query.order_by(LogLine.time_ns.desc(), LogLine.id.desc()).limit(limit + 1)
-            rows = (await session.execute(query)).all()
-            if len(rows) > limit:
-                break
+        if not text_query:
+            rows = (await session.execute(page(None))).all()
+        else:
+            rows = await _text_page(session, db, filters, older, page, limit)
         items = [_line_dict(row) for row in rows[:limit]]
         await _attach_templates(session, items)
         if highlight and text_query and items:
@@ -215,6 +215,40 @@ async def search(
                 item["highlight"] = marks.get(item["id"], html.escape(item["message"]))
     next_key = (items[-1]["time_ns"], items[-1]["id"]) if len(rows) > limit else None
     return items, next_key
+
+
+async def _text_page(
+    session: Any, db: Database, filters: LogFilters, older: list[Any], page: Any, limit: int
+) -> list[Any]:
+    plain = LogFilters(**{**{f: getattr(filters, f) for f in LogFilters.__dataclass_fields__}, "q": None})
+    # Where the newest FIRST_WINDOW_ROWS lines (after the other filters) begin.
+    boundary = (
+        await session.execute(
+            select(LogLine.time_ns)
+            .where(*conditions(db, plain), *older)
+            .order_by(LogLine.time_ns.desc(), LogLine.id.desc())
+            .offset(FIRST_WINDOW_ROWS)
+            .limit(1)
+        )
+    ).scalar()
+    if boundary is None:
+        # Fewer lines than one window in all: the row-by-row test over them is the whole search.
+        return list((await session.execute(page(None, text_indexed=db.is_sqlite))).all())
+    rows = list((await session.execute(page(boundary, text_indexed=db.is_sqlite))).all())
+    if len(rows) > limit:
+        return rows
+    upper = (
+        await session.execute(select(func.max(LogLine.time_ns)).where(*conditions(db, plain), *older))
+    ).scalar()
+    span = max(int(upper or boundary) - boundary, 1_000_000_000)
+    for factor in WIDER_WINDOWS:
+        since = boundary - span * factor
+        if filters.start_ns is not None and since <= filters.start_ns:
+            break
+        rows = list((await session.execute(page(since))).all())
+        if len(rows) > limit:
+            return rows
+    return list((await session.execute(page(None))).all())
 
 
 async def _attach_templates(session: Any, items: list[dict[str, Any]]) -> None:

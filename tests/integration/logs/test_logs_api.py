@@ -254,3 +254,30 @@ async def test_semantic_search_disk_errors(api: Api, log_worker: RunningWorker) 
     assert similar["line"]["id"] == line["id"]
     assert all(t["template_id"] != line["template_id"] for t in similar["templates"])
     assert similar["templates"][0]["template"].startswith("Failed password")
+
+
+async def test_windowed_text_search_matches_a_plain_scan(
+    loaded: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text search widens time windows from the newest lines; with tiny windows every page must
+    still be exactly the newest matches, as a plain scan finds them."""
+    from vigil.logs import search as logsearch
+
+    monkeypatch.setattr(logsearch, "FIRST_WINDOW_ROWS", 4)
+    db = loaded.backends.db
+    everything, _ = await logsearch.search(db, logsearch.LogFilters(), limit=500, highlight=False)
+    for q, expect in (
+        ("password", lambda m: "password" in m),
+        ("space", lambda m: "space" in m),
+        ("user3", lambda m: "user3 " in m),
+        ("password -user3", lambda m: "password" in m and "user3 " not in m),
+    ):
+        wanted = [i["id"] for i in everything if expect(i["message"])]
+        got: list[int] = []
+        after = None
+        while True:
+            items, after = await logsearch.search(db, logsearch.LogFilters(q=q), limit=3, after=after)
+            got += [i["id"] for i in items]
+            if after is None:
+                break
+        assert got == wanted, q
