@@ -100,7 +100,7 @@ async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live
     anchor = runner.timeline.anchor
     stats = sink.stats
     assert stats.failed == 0 and stats.rejected == 0, stats
-    assert stats.points > 1000 and stats.logs > 100 and stats.errors > 5 and stats.alerts > 3
+    assert stats.points > 1000 and stats.logs > 100 and stats.errors > 5 and stats.alerts > 3, stats
 
     assert await drain(backends, stages) > 0
     await logs.drain(timeout_s=30)
@@ -113,23 +113,27 @@ async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live
                                                      group_by=("host",)))  # fmt: skip
     peaks = {s.tags["host"]: s.values[0] for s in users}
     assert set(peaks) == {h.name for h in runner.fleet.hosts if h.is_linux}
-    assert peaks["db-01"] is not None and peaks["db-01"] > 70  # the CPU spike
-    assert all(v is not None and v < 60 for host, v in peaks.items() if host != "db-01")
+    assert peaks["db-01"] is not None and peaks["db-01"] > 70, peaks  # the CPU spike
+    # the others stay at their daily level (app-02's GC works hard before its OOM kill)
+    assert all(v is not None and v < 60 for host, v in peaks.items() if host not in ("db-01", "app-02")), (
+        peaks
+    )
+    assert max(peaks, key=lambda host: peaks[host] or 0) == "db-01", peaks
     on_var = MetricQuery.where_from({"host": "web-03", "path": "/var"})
     disk = await backends.metrics.query(
         MetricQuery("disk", "used_percent", *window, aggregation="min", where=on_var)
     )
-    assert disk and disk[0].values[0] is not None and disk[0].values[0] > 88  # /var has been filling for 8 h
+    assert disk and disk[0].values[0] is not None and disk[0].values[0] > 88, disk  # filling for 8 h
     port = MetricQuery.where_from({"ifName": "Gi1/0/24"})
     flaps = await backends.metrics.query(
         MetricQuery("interface", "ifOperStatus", *window, aggregation="max", where=port)
     )
-    assert flaps and flaps[0].values[0] == 2  # seen down
+    assert flaps and flaps[0].values[0] == 2, flaps  # seen down
 
     async with backends.db.session() as session:
         # logs: every line kept, the incidents' among them
         stored = (await session.execute(select(func.count()).select_from(LogLine))).scalar_one()
-        assert stored == stats.logs
+        assert stored == stats.logs, (stored, stats)
         oom = await session.execute(
             select(LogLine).where(LogLine.message.like("Out of memory: Killed process%"))
         )
@@ -139,7 +143,7 @@ async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live
         # Sentry: the bad release's exceptions grouped, with the release they came with
         groups = {g.title: g for g in (await session.execute(select(ErrorGroup))).scalars()}
         currency = groups.get("KeyError: 'currency'")
-        assert currency is not None and currency.count >= 2
+        assert currency is not None and currency.count >= 2, sorted(groups)
         assert currency.last_release == "checkout@2.15.0" and currency.source == "demo-sentry"
         assert currency.last_service == "checkout" and currency.last_host in ("app-01", "app-03")
         assert "GatewayTimeout: POST https://pay.example.net/v1/charges timed out after 10s" in groups
