@@ -175,8 +175,8 @@ _LINE_COLUMNS = (
 )
 
 
-# Text queries start with the newest lines and widen. First the newest FIRST_WINDOW_ROWS lines
-# (those that pass the other filters), tested row by row down the time index: a common word fills
+# Text queries start with the newest lines and widen. First the newest FIRST_WINDOW_ROWS lines,
+# tested row by row (PostgreSQL) down the time index: a common word fills
 # the page there at once. Then wider time windows, where the full-text index finds rarer words.
 # One query over everything would make the database collect and sort every match of a common
 # word, or walk the whole time index for a rare one, before returning the newest 50.
@@ -220,12 +220,20 @@ async def search(
 async def _text_page(
     session: Any, db: Database, filters: LogFilters, older: list[Any], page: Any, limit: int
 ) -> list[Any]:
-    plain = LogFilters(**{**{f: getattr(filters, f) for f in LogFilters.__dataclass_fields__}, "q": None})
-    # Where the newest FIRST_WINDOW_ROWS lines (after the other filters) begin.
+    # Where the newest FIRST_WINDOW_ROWS lines begin (before the page's upper bound). Counted
+    # among the lines of the one host/service/source asked for when that is the only filter (its
+    # (column, time) index answers it), otherwise on the time index alone, so that counting
+    # never costs more than the window itself.
+    upper = [LogLine.time_ns < filters.end_ns] if filters.end_ns is not None else []
+    single = [(c, v) for c, v in ((LogLine.host, filters.hosts), (LogLine.service, filters.services),
+                                  (LogLine.source, filters.sources)) if v]  # fmt: skip
+    others = (filters.oses, filters.levels, filters.severities, filters.failure_types, filters.template_id)
+    if len(single) == 1 and len(single[0][1]) == 1 and not any(others):
+        upper.append(single[0][0] == single[0][1][0])
     boundary = (
         await session.execute(
             select(LogLine.time_ns)
-            .where(*conditions(db, plain), *older)
+            .where(*older, *upper)
             .order_by(LogLine.time_ns.desc(), LogLine.id.desc())
             .offset(FIRST_WINDOW_ROWS)
             .limit(1)
@@ -237,10 +245,8 @@ async def _text_page(
     rows = list((await session.execute(page(boundary, text_indexed=db.is_sqlite))).all())
     if len(rows) > limit:
         return rows
-    upper = (
-        await session.execute(select(func.max(LogLine.time_ns)).where(*conditions(db, plain), *older))
-    ).scalar()
-    span = max(int(upper or boundary) - boundary, 1_000_000_000)
+    newest = (await session.execute(select(func.max(LogLine.time_ns)).where(*older, *upper))).scalar()
+    span = max(int(newest or boundary) - boundary, 1_000_000_000)
     for factor in WIDER_WINDOWS:
         since = boundary - span * factor
         if filters.start_ns is not None and since <= filters.start_ns:
