@@ -73,6 +73,15 @@ class Alert(Base):
             postgresql_where=text("resolved_at IS NULL"),
             postgresql_include=list(COVERED),
         ),
+        # Open alerts of a severity (the on-call view): a small index, since few are open.
+        Index(
+            "ix_alerts_open_severity_last_seen_id",
+            "severity",
+            "last_seen",
+            "id",
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
+        ),
         Index("ix_alerts_host_last_seen_id", "host", "last_seen", "id"),
         Index("ix_alerts_service_last_seen_id", "service", "last_seen", "id"),
         Index("ix_alerts_severity_last_seen_id", "severity", "last_seen", "id"),

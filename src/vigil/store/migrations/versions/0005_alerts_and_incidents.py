@@ -88,6 +88,13 @@ def upgrade() -> None:
             postgresql_where=OPEN,
             postgresql_include=list(COVERED),
         )
+        batch_op.create_index(
+            "ix_alerts_open_severity_last_seen_id",
+            ["severity", "last_seen", "id"],
+            unique=False,
+            sqlite_where=OPEN,
+            postgresql_where=OPEN,
+        )
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.create_index(f"ix_alerts_{name}_last_seen_id", [name, "last_seen", "id"], unique=False)
         batch_op.create_index("ix_alerts_next_escalation_at", ["next_escalation_at"], unique=False)
@@ -296,6 +303,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_alerts_next_escalation_at")
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.drop_index(f"ix_alerts_{name}_last_seen_id")
+        batch_op.drop_index("ix_alerts_open_severity_last_seen_id")
         batch_op.drop_index("ix_alerts_open_last_seen_id")
         batch_op.drop_index("ix_alerts_last_seen_id")
         batch_op.drop_index("ux_alerts_open_fingerprint")
