@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     log_retention_days: float = Field(14.0, gt=0)
     log_retention_max_lines: int = Field(0, ge=0)
 
+    # Metric detection: series are hashed into this many partitions, each leased to one worker.
+    metric_partitions: int = Field(8, ge=1, le=256)
+
     # API
     host: str = "127.0.0.1"
     port: int = 8080

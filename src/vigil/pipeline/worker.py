@@ -9,6 +9,7 @@ from vigil.pipeline.runner import Runner, Service, Stage
 from vigil.pipeline.stages.enrich import enrich_stage
 from vigil.pipeline.stages.ingestion import ingestion_services, ingestion_stages
 from vigil.pipeline.stages.logs import log_services
+from vigil.pipeline.stages.metrics_wiring import metric_services, metric_stages
 
 
 def build_stages(backends: Backends) -> list[Stage]:
@@ -16,6 +17,7 @@ def build_stages(backends: Backends) -> list[Stage]:
     stages += ingestion_stages(backends)
     stages += alerting_stages(backends)
     stages.append(enrich_stage(backends))
+    stages += metric_stages(backends)
     return stages
 
 
@@ -24,6 +26,7 @@ def build_services(backends: Backends) -> list[Service]:
     services += ingestion_services(backends)
     services += alerting_services(backends)
     services += log_services(backends)
+    services += metric_services(backends)
     services.append(CollectorScheduler(backends))
     return services
 

@@ -14,6 +14,7 @@ from vigil.store.models.alerts import Alert, Incident
 from vigil.store.models.audit import AuditEntry
 from vigil.store.models.auth import ApiToken, User, UserSession
 from vigil.store.models.base import Base
+from vigil.store.models.findings import FindingRecord, MetricDetectorState, PredictionRule
 from vigil.store.models.ingest import ErrorEventRecord, ErrorGroup, InventoryEntity
 from vigil.store.models.llm import IncidentMemory, LLMUsage, RCAResult
 from vigil.store.models.logs import LogLine, LogMinerState, LogProcessedMessage, LogTemplate
@@ -27,6 +28,7 @@ __all__ = [
     "ErrorEventRecord",
     "ErrorGroup",
     "EscalationPolicy",
+    "FindingRecord",
     "FingerprintRule",
     "GroupingRule",
     "Incident",
@@ -37,9 +39,11 @@ __all__ = [
     "LogMinerState",
     "LogProcessedMessage",
     "LogTemplate",
+    "MetricDetectorState",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRoute",
+    "PredictionRule",
     "RCAResult",
     "Silence",
     "Source",
