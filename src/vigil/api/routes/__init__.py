@@ -9,6 +9,7 @@ from vigil.api.routes import (
     auth,
     deadletters,
     errors,
+    findings,
     health,
     incidents,
     influx_compat,
@@ -18,6 +19,7 @@ from vigil.api.routes import (
     log_clusters,
     log_tail,
     logs,
+    metrics,
     notifications,
     rca,
     sentry_ingest,
@@ -52,4 +54,6 @@ ROUTERS: list[APIRouter] = [
     log_tail.router,
     llm.router,
     rca.router,
+    metrics.router,
+    findings.router,
 ]
