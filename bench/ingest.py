@@ -247,10 +247,12 @@ async def run_vigil_embedded(
 
 @contextlib.contextmanager
 def vigil_process(
-    name: str, args: list[str], env: dict[str, str], workdir: Path
+    name: str, args: list[str], env: dict[str, str], workdir: Path, command: list[str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     log = (workdir / f"{name}.log").open("wb")
-    proc = subprocess.Popen([*VIGIL, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    proc = subprocess.Popen(
+        [*(command or VIGIL), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
+    )
     try:
         yield proc
     finally:
@@ -301,7 +303,7 @@ async def prepare_database(database_url: str) -> str:
         await db.migrate()
         async with db.session() as session:
             user = User(
-                username="bench",
+                username=f"bench-{uuid.uuid4().hex[:6]}",
                 role="operator",
                 password_hash=hash_password("bench-password"),
                 is_active=True,
@@ -351,11 +353,15 @@ async def postgres_database(admin_dsn: str) -> AsyncIterator[str]:
             await conn.close()
 
 
+INGEST_ONLY = [sys.executable, str(REPO_ROOT / "bench" / "_ingest_worker.py")]
+
+
 async def bench(
     points: int,
     batch: int,
     concurrency: int,
     rounds: int,
+    full_points: int,
     influx_url: str | None,
     redis_url: str,
     postgres_admin: str,
@@ -371,9 +377,86 @@ async def bench(
                 runs += await _distributed_rounds(
                     workdir, influx, pg_url, redis_url, points, batch, concurrency, rounds, timeout_s
                 )
+                if full_points:
+                    runs.append(
+                        await _distributed_full_worker(
+                            workdir, influx, pg_url, redis_url, full_points, batch, concurrency, timeout_s
+                        )
+                    )
             if embedded:
-                runs += await _embedded_rounds(workdir, points, batch, concurrency, rounds, timeout_s)
-    return _summary(runs, points, batch, concurrency, rounds)
+                runs += await _embedded_rounds(
+                    workdir,
+                    "embedded-ingest",
+                    [*INGEST_ONLY, "up"],
+                    "vigil_embedded",
+                    points,
+                    batch,
+                    concurrency,
+                    rounds,
+                    timeout_s,
+                )
+                if full_points:
+                    runs += await _embedded_rounds(
+                        workdir,
+                        "embedded-full",
+                        [*VIGIL, "up"],
+                        "vigil_embedded_full",
+                        full_points,
+                        batch,
+                        concurrency,
+                        1,
+                        timeout_s,
+                    )
+    return _summary(runs, points, batch, concurrency, rounds, full_points)
+
+
+def _distributed_env(workdir: Path, name: str, pg_url: str, redis_url: str, influx: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "VIGIL_DATA_DIR": str(workdir / name),
+        "VIGIL_DATABASE_URL": pg_url,
+        "VIGIL_REDIS_URL": redis_url,
+        "VIGIL_REDIS_PREFIX": f"vigilbench:{suffix}:",
+        "VIGIL_INFLUX_URL": influx,
+        "VIGIL_INFLUX_DATABASE": f"bench_vigil_{suffix}",
+        "VIGIL_SECRET_KEY": "bench-secret",
+        "VIGIL_LOG_LEVEL": "WARNING",
+        "VIGIL_SETTINGS_FILE": str(workdir / "none.env"),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _distributed_vigil(
+    workdir: Path, env: dict[str, str], worker_command: list[str], timeout_s: float
+) -> AsyncIterator[tuple[str, Any]]:
+    """A ``vigil api`` and a worker on these settings; yields the API URL and a bus client."""
+    from vigil.bus.base import BusOptions
+    from vigil.bus.redis import RedisBus
+
+    bus = RedisBus(env["VIGIL_REDIS_URL"], BusOptions(), prefix=env["VIGIL_REDIS_PREFIX"])
+    await bus.start()
+    api_port = free_port()
+    try:
+        with (
+            vigil_process(f"api-{api_port}", ["api", "--port", str(api_port)], env, workdir) as api_proc,
+            vigil_process(f"worker-{api_port}", [], env, workdir, worker_command) as worker_proc,
+        ):
+            api_url = f"http://127.0.0.1:{api_port}"
+            await wait_http(f"{api_url}/healthz", api_proc, workdir / f"api-{api_port}.log")
+            await _warm_up(
+                api_url,
+                env["VIGIL_TOKEN"],
+                env["VIGIL_INFLUX_URL"],
+                env["VIGIL_INFLUX_DATABASE"],
+                worker_proc,
+                workdir / f"worker-{api_port}.log",
+                timeout_s,
+            )
+            yield api_url, bus
+    finally:
+        await bus.close()
+        _cleanup_redis(env["VIGIL_REDIS_URL"], env["VIGIL_REDIS_PREFIX"])
 
 
 async def _distributed_rounds(
@@ -387,58 +470,72 @@ async def _distributed_rounds(
     rounds: int,
     timeout_s: float,
 ) -> list[Run]:
-    """Direct InfluxDB writes and Vigil (api + worker processes), interleaved round by round."""
-    suffix = uuid.uuid4().hex[:8]
-    direct_db, vigil_db = f"bench_direct_{suffix}", f"bench_vigil_{suffix}"
-    prefix = f"vigilbench:{suffix}:"
+    """Direct InfluxDB writes and Vigil (api + ingest worker processes), round by round."""
+    direct_db = f"bench_direct_{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=30) as client:
         await influx_query(client, influx, f'CREATE DATABASE "{direct_db}"')
-    env = {
-        **os.environ,
-        "VIGIL_DATA_DIR": str(workdir / "dist-data"),
-        "VIGIL_DATABASE_URL": pg_url,
-        "VIGIL_REDIS_URL": redis_url,
-        "VIGIL_REDIS_PREFIX": prefix,
-        "VIGIL_INFLUX_URL": influx,
-        "VIGIL_INFLUX_DATABASE": vigil_db,
-        "VIGIL_SECRET_KEY": "bench-secret",
-        "VIGIL_LOG_LEVEL": "WARNING",
-        "VIGIL_SETTINGS_FILE": str(workdir / "none.env"),
-    }
-    token = await prepare_database(pg_url)
-    from vigil.bus.base import BusOptions
-    from vigil.bus.redis import RedisBus
-
-    bus = RedisBus(redis_url, BusOptions(), prefix=prefix)
-    await bus.start()
-    api_port = free_port()
-    err.print(f"[dim]distributed: vigil api on :{api_port} + vigil worker, InfluxDB {influx}[/dim]")
+    env = _distributed_env(workdir, "dist-data", pg_url, redis_url, influx)
+    env["VIGIL_TOKEN"] = token = await prepare_database(pg_url)
+    err.print(f"[dim]distributed: vigil api + ingest worker, InfluxDB {influx}[/dim]")
     runs: list[Run] = []
-    try:
-        with (
-            vigil_process("api", ["api", "--port", str(api_port)], env, workdir) as api_proc,
-            vigil_process("worker", ["worker"], env, workdir) as worker_proc,
-        ):
-            api_url = f"http://127.0.0.1:{api_port}"
-            await wait_http(f"{api_url}/healthz", api_proc, workdir / "api.log")
-            await _warm_up(api_url, token, influx, vigil_db, worker_proc, workdir, timeout_s)
-            for round_no in range(rounds):
-                start_ns = (int(time.time()) - 7 * 86400 + round_no * 86400) * 10**9
-                batches = make_batches(points, batch, start_ns)
-                span = time_span(points, start_ns)
-                err.print(f"round {round_no + 1}/{rounds}: {points:,} points in {len(batches)} batches")
-                direct = await run_direct(influx, direct_db, batches, points, concurrency)
-                err.print(f"  influxdb direct   {direct.rate:>10,.0f} points/s")
-                vigil = await run_vigil_distributed(
-                    api_url, token, influx, vigil_db, batches, points, span, concurrency, timeout_s, bus
-                )
-                ratio = vigil.rate / direct.rate
-                err.print(f"  vigil distributed {vigil.rate:>10,.0f} points/s  (ratio {ratio:.2f})")
-                runs += [direct, vigil]
-    finally:
-        await bus.close()
-        _cleanup_redis(redis_url, prefix)
+    async with _distributed_vigil(workdir, env, [*INGEST_ONLY, "worker"], timeout_s) as (api_url, bus):
+        for round_no in range(rounds):
+            start_ns = (int(time.time()) - 7 * 86400 + round_no * 86400) * 10**9
+            batches = make_batches(points, batch, start_ns)
+            span = time_span(points, start_ns)
+            err.print(f"round {round_no + 1}/{rounds}: {points:,} points in {len(batches)} batches")
+            direct = await run_direct(influx, direct_db, batches, points, concurrency)
+            err.print(f"  influxdb direct   {direct.rate:>10,.0f} points/s")
+            vigil = await run_vigil_distributed(
+                api_url,
+                token,
+                influx,
+                env["VIGIL_INFLUX_DATABASE"],
+                batches,
+                points,
+                span,
+                concurrency,
+                timeout_s,
+                bus,
+            )
+            err.print(
+                f"  vigil distributed {vigil.rate:>10,.0f} points/s  (ratio {vigil.rate / direct.rate:.2f})"
+            )
+            runs += [direct, vigil]
     return runs
+
+
+async def _distributed_full_worker(
+    workdir: Path,
+    influx: str,
+    pg_url: str,
+    redis_url: str,
+    points: int,
+    batch: int,
+    concurrency: int,
+    timeout_s: float,
+) -> Run:
+    """The same through a real ``vigil worker``: every stage, detection included, on fresh topics."""
+    env = _distributed_env(workdir, "dist-full-data", pg_url, redis_url, influx)
+    env["VIGIL_TOKEN"] = token = await prepare_database(pg_url)
+    err.print(f"[dim]distributed: vigil api + vigil worker (every stage), {points:,} points[/dim]")
+    async with _distributed_vigil(workdir, env, [*VIGIL, "worker"], timeout_s) as (api_url, bus):
+        start_ns = (int(time.time()) - 3 * 86400) * 10**9
+        run = await run_vigil_distributed(
+            api_url,
+            token,
+            influx,
+            env["VIGIL_INFLUX_DATABASE"],
+            make_batches(points, batch, start_ns),
+            points,
+            time_span(points, start_ns),
+            concurrency,
+            timeout_s,
+            bus,
+        )
+    run.peer = "vigil_distributed_full_worker"
+    err.print(f"  vigil distributed, full worker {run.rate:>10,.0f} points/s")
+    return run
 
 
 async def _warm_up(
@@ -447,7 +544,7 @@ async def _warm_up(
     influx: str,
     database: str,
     worker: subprocess.Popen[bytes],
-    workdir: Path,
+    log: Path,
     timeout_s: float,
 ) -> None:
     """One small batch end to end: the worker is consuming and the database exists."""
@@ -460,7 +557,7 @@ async def _warm_up(
 
         async def stored() -> bool:
             if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{_tail(workdir / 'worker.log')}")
+                raise RuntimeError(f"the worker exited:\n{_tail(log)}")
             try:
                 return await influx_count(client, influx, database, time_span(HOSTS * CPUS, start_ns)) > 0
             except httpx.HTTPStatusError:
@@ -470,17 +567,21 @@ async def _warm_up(
 
 
 async def _embedded_rounds(
-    workdir: Path, points: int, batch: int, concurrency: int, rounds: int, timeout_s: float
+    workdir: Path,
+    name: str,
+    command: list[str],
+    peer: str,
+    points: int,
+    batch: int,
+    concurrency: int,
+    rounds: int,
+    timeout_s: float,
 ) -> list[Run]:
-    data_dir = workdir / "embedded-data"
+    data_dir = workdir / name
     data_dir.mkdir()
     token = await prepare_database(f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}")
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("VIGIL_") or key in ("VIGIL_SHARED_DATA",)
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VIGIL_")}
     env.update(
         {
             "VIGIL_DATA_DIR": str(data_dir),
@@ -489,17 +590,18 @@ async def _embedded_rounds(
             "VIGIL_SETTINGS_FILE": str(workdir / "none.env"),
         }
     )
-    err.print(f"[dim]embedded: vigil up on :{port}[/dim]")
+    err.print(f"[dim]embedded ({peer}): {' '.join(command[-2:])} on :{port}[/dim]")
     runs: list[Run] = []
-    with vigil_process("up", ["up", "--port", str(port)], env, workdir) as proc:
+    with vigil_process(name, ["--port", str(port)], env, workdir, command) as proc:
         url = f"http://127.0.0.1:{port}"
-        await wait_http(f"{url}/healthz", proc, workdir / "up.log")
+        await wait_http(f"{url}/healthz", proc, workdir / f"{name}.log")
         for round_no in range(rounds):
             start_ns = (int(time.time()) - 14 * 86400 + round_no * 86400) * 10**9
             run = await run_vigil_embedded(
                 url, token, make_batches(points, batch, start_ns), points, concurrency, timeout_s
             )
-            err.print(f"  vigil embedded    {run.rate:>10,.0f} points/s  (round {round_no + 1})")
+            run.peer = peer
+            err.print(f"  {peer:<17} {run.rate:>10,.0f} points/s  (round {round_no + 1})")
             runs.append(run)
     return runs
 
@@ -514,12 +616,15 @@ def _cleanup_redis(url: str, prefix: str) -> None:
             client.delete(*keys[i : i + 500])
 
 
-def _summary(runs: list[Run], points: int, batch: int, concurrency: int, rounds: int) -> dict[str, Any]:
+def _summary(
+    runs: list[Run], points: int, batch: int, concurrency: int, rounds: int, full_points: int
+) -> dict[str, Any]:
     def best(peer: str) -> Run | None:
         mine = [r for r in runs if r.peer == peer]
         return max(mine, key=lambda r: r.rate) if mine else None
 
     direct, distributed, embedded = best("influxdb_direct"), best("vigil_distributed"), best("vigil_embedded")
+    full_worker, full_up = best("vigil_distributed_full_worker"), best("vigil_embedded_full")
     assert direct is not None and distributed is not None
     per_round = [
         round(v.rate / d.rate, 3)
@@ -535,7 +640,12 @@ def _summary(runs: list[Run], points: int, batch: int, concurrency: int, rounds:
         "batch_lines": batch,
         "concurrency": concurrency,
         "rounds": rounds,
-        "best": {peer.peer: peer.as_dict() for peer in (direct, distributed, embedded) if peer is not None},
+        "full_worker_points": full_points,
+        "best": {
+            peer.peer: peer.as_dict()
+            for peer in (direct, distributed, embedded, full_worker, full_up)
+            if peer is not None
+        },
         "ratio_distributed_to_direct": round(distributed.rate / direct.rate, 3),
         "ratio_distributed_to_direct_per_round": per_round,
         "ratio_distributed_median": round(statistics.median(per_round), 3),
@@ -543,8 +653,13 @@ def _summary(runs: list[Run], points: int, batch: int, concurrency: int, rounds:
         "runs": [r.as_dict() for r in runs],
         "machine": machine(),
     }
-    if embedded is not None:
-        result["ratio_embedded_to_direct"] = round(embedded.rate / direct.rate, 3)
+    for name, run in (
+        ("embedded", embedded),
+        ("distributed_full_worker", full_worker),
+        ("embedded_full", full_up),
+    ):
+        if run is not None:
+            result[f"ratio_{name}_to_direct"] = round(run.rate / direct.rate, 3)
     return result
 
 
@@ -570,6 +685,12 @@ def main(
     batch: int = typer.Option(5_000, "--batch", help="Lines per POST."),
     concurrency: int = typer.Option(4, "--concurrency", help="Senders posting at once."),
     rounds: int = typer.Option(3, "--rounds", help="Rounds; each runs direct then Vigil."),
+    full_points: int = typer.Option(
+        50_000,
+        "--full-points",
+        help="Points for one extra run through a real `vigil worker` / `vigil up` "
+        "with every stage (0 = skip).",
+    ),
     influx_url: str | None = typer.Option(
         None, "--influx-url", help="Use this InfluxDB 1.x instead of starting one."
     ),
@@ -587,7 +708,18 @@ def main(
     if shutil.which("influxd") is None and influx_url is None:
         raise SystemExit("influxd not found: install the `influxdb` package or pass --influx-url")
     result = asyncio.run(
-        bench(points, batch, concurrency, rounds, influx_url, redis_url, postgres_admin, timeout_s, embedded)
+        bench(
+            points,
+            batch,
+            concurrency,
+            rounds,
+            full_points,
+            influx_url,
+            redis_url,
+            postgres_admin,
+            timeout_s,
+            embedded,
+        )
     )
     if json_output:
         print_json(result)
