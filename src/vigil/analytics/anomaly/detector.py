@@ -220,8 +220,23 @@ class UnivariateDetector:
         return int(self._state[_MODE])
 
     def update(self, t: float, x: float) -> DetectionResult:
-        """Score one point and learn from it."""
-        return self.update_many([t], [x]).result(0)
+        """Score one point and learn from it (the same loop as ``update_many``, minus numpy)."""
+        t, x = float(t), float(x)
+        onset, score, flag, expected, lower, upper, fired, evidence = _run(
+            self._params, self._state, self._daily, self._weekly, [t], [x]
+        )
+        return DetectionResult(
+            time=t,
+            value=x,
+            score=score[0],
+            onset=onset[0],
+            is_anomalous=flag[0],
+            expected=expected[0],
+            lower=lower[0],
+            upper=upper[0],
+            methods=methods_from_mask(fired[0]),
+            evidence=evidence[0],
+        )
 
     def update_many(self, times: npt.ArrayLike, values: npt.ArrayLike) -> BatchResult:
         """Score and learn a batch of points; identical to calling ``update`` on each in turn."""
