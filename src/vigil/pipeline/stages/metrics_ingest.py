@@ -38,7 +38,7 @@ GROUP = "ingest"
 # InfluxDB recommends, and below the InfluxDB store's 1 MB gzip threshold: compressing costs
 # the worker ~60 ms of CPU per MB, far more than sending the bytes uncompressed on a LAN.
 MAX_WRITE_BYTES = (1 << 20) - 1
-WRITE_CONCURRENCY = 2
+WRITE_CONCURRENCY = 4
 
 POINTS_WRITTEN = Counter(
     "vigil_metric_points_written_total",
@@ -66,7 +66,8 @@ class MetricsIngestStage:
     topic = topology.METRICS
     group = GROUP
 
-    def __init__(self, store: MetricStore, batch_size: int = 20) -> None:
+    def __init__(self, store: MetricStore, batch_size: int = 20, name: str = "metrics-ingest") -> None:
+        self.name = name
         self.store = store
         self.batch_size = batch_size
         writer: Any = getattr(store, "write_line_protocol", None)
