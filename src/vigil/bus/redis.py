@@ -204,7 +204,9 @@ class RedisBus:
     def _channel_key(self, channel: str) -> str:
         return f"{self.prefix}broadcast:{channel}"
 
-    def _client(self) -> Redis:
+    def _client(self) -> Any:
+        # Any: redis-py's own annotations describe replies as str | bytes | None unions that do
+        # not depend on decode_responses, so every reply would need casts; we never decode.
         if self._redis is None:
             raise BusUnavailable(f"the Redis bus ({self.safe_url}) is not started")
         return self._redis

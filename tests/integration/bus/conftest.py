@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.bus.helpers import VISIBILITY_MS, BusFactory
 
+from tests.integration.bus.helpers import VISIBILITY_MS, BusFactory
 from vigil.bus.base import Bus, BusOptions
 from vigil.bus.memory import MemoryBus
 from vigil.bus.redis import RedisBus

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis_client
+
 from bench import bus as bench_bus
 
 

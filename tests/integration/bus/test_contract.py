@@ -6,8 +6,8 @@ import asyncio
 import time
 
 import pytest
-from tests.integration.bus.helpers import VISIBILITY_MS, BusFactory
 
+from tests.integration.bus.helpers import VISIBILITY_MS, BusFactory
 from vigil.bus.base import DEAD_LETTER_TOPIC, Bus, BusSaturated, Message
 
 VISIBILITY_S = VISIBILITY_MS / 1000

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.integration.bus.helpers import VISIBILITY_MS
 
+from tests.integration.bus.helpers import VISIBILITY_MS
 from vigil.bus.base import BusOptions, BusUnavailable, Message
 from vigil.bus.memory import MemoryBus, parse_id
 

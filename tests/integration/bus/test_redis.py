@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis_client
+
 from tests.integration.bus.helpers import VISIBILITY_MS
 from tests.services import free_port
-
 from vigil.bus.base import BusOptions, BusUnavailable
 from vigil.bus.redis import RedisBus, redact_url
 
