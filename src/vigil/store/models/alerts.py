@@ -87,6 +87,14 @@ class Alert(Base):
         Index("ix_alerts_severity_last_seen_id", "severity", "last_seen", "id"),
         Index("ix_alerts_origin_last_seen_id", "origin", "last_seen", "id"),
         Index("ix_alerts_source_last_seen_id", "source", "last_seen", "id"),
+        # An incident's alerts, newest first (its summary), and their counts without the table.
+        Index(
+            "ix_alerts_incident_id_last_seen_id",
+            "incident_id",
+            "last_seen",
+            "id",
+            postgresql_include=["resolved_at"],
+        ),
         Index("ix_alerts_next_escalation_at", "next_escalation_at"),
         Index(
             "ix_alerts_flapping",
@@ -130,6 +138,4 @@ class Alert(Base):
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first trigger notification queued
-    incident_id: Mapped[int | None] = mapped_column(
-        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
-    )
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))

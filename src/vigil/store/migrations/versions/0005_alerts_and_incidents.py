@@ -97,6 +97,13 @@ def upgrade() -> None:
         )
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.create_index(f"ix_alerts_{name}_last_seen_id", [name, "last_seen", "id"], unique=False)
+        batch_op.drop_index("ix_alerts_incident_id")
+        batch_op.create_index(
+            "ix_alerts_incident_id_last_seen_id",
+            ["incident_id", "last_seen", "id"],
+            unique=False,
+            postgresql_include=["resolved_at"],
+        )
         batch_op.create_index("ix_alerts_next_escalation_at", ["next_escalation_at"], unique=False)
         batch_op.create_index(
             "ix_alerts_flapping",
@@ -301,6 +308,8 @@ def downgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_alerts_flapping")
         batch_op.drop_index("ix_alerts_next_escalation_at")
+        batch_op.drop_index("ix_alerts_incident_id_last_seen_id")
+        batch_op.create_index("ix_alerts_incident_id", ["incident_id"], unique=False)
         for name in ("host", "service", "severity", "origin", "source"):
             batch_op.drop_index(f"ix_alerts_{name}_last_seen_id")
         batch_op.drop_index("ix_alerts_open_severity_last_seen_id")
