@@ -203,12 +203,13 @@ def format_eta(seconds: float) -> str:
 
 
 def format_interval(eta_s: float, low_s: float, high_s: float, confidence: float = 0.9) -> str:
-    """``(90% interval 2.5–4.1 days)`` in the unit of the estimate; unbounded when the slow
-    end never reaches the threshold."""
+    """``(90% interval 2.5–4.1 days)`` in the unit of the estimate; ``(90% interval 3.0 h or
+    later)`` when the slow end of the interval never reaches the threshold."""
     scale, unit = _unit(max(eta_s, 60.0))
     low = _number(max(low_s, 0.0) / scale)
-    high = "unbounded" if not math.isfinite(high_s) else _number(high_s / scale)
-    return f"({confidence:.0%} interval {low}–{high} {unit})"
+    if not math.isfinite(high_s):
+        return f"({confidence:.0%} interval {low} {unit} or later)"
+    return f"({confidence:.0%} interval {low}–{_number(high_s / scale)} {unit})"
 
 
 def format_threshold(value: float) -> str:

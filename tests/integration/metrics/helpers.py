@@ -1,6 +1,6 @@
 """Synthetic fleets in compressed time, and running the detect stage over them until drained.
 
-Three days of one-minute points (what warms up a detector and teaches it a daily cycle) are
+Three days of two-minute points (what warms up a detector and teaches it a daily cycle) are
 published in a few hundred milliseconds, with timestamps ending at the last whole hour; the
 detectors run on those timestamps, not on the wall clock.
 """
@@ -25,9 +25,9 @@ from vigil.pipeline.stages.detect import DetectOptions, MetricDetector, partitio
 from vigil.pipeline.stages.metrics_findings import FindingsStoreStage
 from vigil.store.models import MetricDetectorState
 
-STEP_S = 60
+STEP_S = 120
 DAYS = 3
-N = DAYS * 1440
+N = DAYS * 86400 // STEP_S
 END_S = int(time.time()) // 3600 * 3600
 START_S = END_S - N * STEP_S
 SPIKE_AT = int(N * 0.82)
@@ -50,8 +50,8 @@ class Fleet:
     def times_ns(self) -> list[int]:
         return [(START_S + i * STEP_S) * 1_000_000_000 for i in range(N)]
 
-    def messages(self, rows_per_message: int = 60, start: int = 0, stop: int = N) -> list[bytes]:
-        """Batches of ``rows_per_message`` minutes of every series, as line protocol and as
+    def messages(self, rows_per_message: int = 30, start: int = 0, stop: int = N) -> list[bytes]:
+        """Batches of ``rows_per_message`` time steps of every series, as line protocol and as
         points in turn (the two shapes metric messages come in)."""
         times = self.times_ns()
         out: list[bytes] = []
@@ -80,8 +80,12 @@ def make_fleet(quiet_hosts: int = 1, seed: int = 7) -> Fleet:
     fleet = Fleet()
     for i in range(quiet_hosts):
         fleet.series.append(
-            SyntheticSeries("cpu", {"host": f"web-{i + 1:02d}", "cpu": "cpu-total"}, "usage_user",
-                            daily_cycle(rng, 40, 15, 1.5))  # fmt: skip
+            SyntheticSeries(
+                "cpu",
+                {"host": f"web-{i + 1:02d}", "cpu": "cpu-total"},
+                "usage_user",
+                daily_cycle(rng, 40, 15, 1.5),
+            )
         )
     spike = daily_cycle(rng, 40, 15, 1.5)
     spike[SPIKE_AT : SPIKE_AT + 6] += 45.0

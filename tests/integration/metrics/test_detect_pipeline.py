@@ -9,11 +9,11 @@ import numpy as np
 from sqlalchemy import select
 
 from tests.integration.metrics.helpers import (
-    N,
     SHIFT_AT,
     SPIKE_AT,
     START_S,
     STEP_S,
+    N,
     collected_findings,
     forget_detector_state,
     make_fleet,
@@ -103,8 +103,14 @@ async def test_spike_shift_and_leak_found_cycle_quiet(backends: Backends) -> Non
 
     # Baselines: one point per minute after warm-up, with the band around the expected value.
     band = await backends.metrics.query(
-        MetricQuery(BASELINE_MEASUREMENT, "expected", _at(0), _at(N), "count",
-                    where=(("host", ("web-01",)), ("series_field", ("usage_user",))))  # fmt: skip
+        MetricQuery(
+            BASELINE_MEASUREMENT,
+            "expected",
+            _at(0),
+            _at(N),
+            "count",
+            where=(("host", ("web-01",)), ("series_field", ("usage_user",))),
+        )
     )
     assert band and band[0].values[0] == N - DetectorConfig().warmup_points
 

@@ -161,12 +161,21 @@ class _Decoded:
     pending: set[int]  # held partitions that have not taken their share yet
 
 
-def anomaly_severity(peak: float) -> str:
-    if peak >= 0.9:
+def anomaly_severity(peak_score: float, deviation: float) -> str:
+    """From the peak score and how far the peak point lay outside the band, in band widths
+    (``|observed - expected| / (upper - expected)``): a value ten noise-widths away is serious
+    even when the calibrated score is modest."""
+    if peak_score >= 0.9 or deviation >= 3.0:
         return "high"
-    if peak >= 0.75:
+    if peak_score >= 0.75 or deviation >= 1.5:
         return "medium"
     return "low"
+
+
+def band_deviation(point: Mapping[str, Any]) -> float:
+    width = abs(point["upper"] - point["expected"])
+    distance = abs(point["observed"] - point["expected"])
+    return distance / width if width > 0 else (math.inf if distance > 0 else 0.0)
 
 
 def describe_series(measurement: str, field_name: str, tags: Mapping[str, str], host: str | None) -> str:
@@ -566,14 +575,14 @@ class PartitionConsumer:
             state.verdict = None
         elif state.opened_ns is None:
             return None  # an update/resolve of a finding this state never opened (not expected)
-        severity = anomaly_severity(transition.peak)
+        point = self._point_evidence(result, i, time_ns)
+        peak = state.peak or point
+        severity = anomaly_severity(transition.peak, band_deviation(peak))
         gain = transition.peak - state.reported_peak
         if kind == "update" and gain < self.options.min_update_gain and severity == state.severity:
             return None
         state.reported_peak = transition.peak
         state.severity = severity
-        point = self._point_evidence(result, i, time_ns)
-        peak = state.peak or point
         methods = list(methods_from_mask(state.mask))
         observed, expected = peak["observed"], peak["expected"]
         direction = "high" if observed >= expected else "low"
