@@ -10,18 +10,17 @@ each commit).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import struct
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -72,8 +71,13 @@ class SeriesState:
     # not saved: the matched rule, context for a reviewer, findings held back during a review
     rule: PredictionRule | None = None
     rule_version: str = ""
-    recent: deque[DetectionResult] = dataclasses.field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
+    recent: deque[DetectionResult] | None = None  # created when the series first scores high
     held: list[Finding] | None = None
+
+    def remember(self, result: DetectionResult) -> None:
+        if self.recent is None:
+            self.recent = deque(maxlen=RECENT_RESULTS)
+        self.recent.append(result)
 
     @property
     def host(self) -> str | None:
@@ -90,7 +94,7 @@ class SeriesState:
         ident: str,
         measurement: str,
         field_name: str,
-        tags: Mapping[str, str],
+        tags: dict[str, str],
         detector_config: DetectorConfig | None = None,
         noise: NoiseConfig | None = None,
     ) -> SeriesState:
@@ -100,7 +104,7 @@ class SeriesState:
             ident=ident,
             measurement=measurement,
             field=field_name,
-            tags=dict(tags),
+            tags=tags,  # shared by the fields of a series (never changed)
             detector=detector,
             gate=NoiseGate(noise or NoiseConfig(warmup_points=detector.config.warmup_points)),
         )
@@ -139,7 +143,7 @@ class SeriesState:
         ident: str,
         measurement: str,
         field_name: str,
-        tags: Mapping[str, str],
+        tags: dict[str, str],
         noise: NoiseConfig | None = None,
     ) -> SeriesState:
         magic, n_det, n_gate, n_meta, n_pred = _HEADER.unpack_from(data)
@@ -160,7 +164,7 @@ class SeriesState:
             ident=ident,
             measurement=measurement,
             field=field_name,
-            tags=dict(tags),
+            tags=tags,
             detector=detector,
             gate=gate,
             last_t=-math.inf if meta["last_t"] is None else float(meta["last_t"]),
@@ -215,7 +219,7 @@ class DetectorStateStore:
                     {"series_key": key, "partition": partition, "state": state, "updated_at": now}
                     for key, state in states[start : start + 500]
                 ]
-                statement = insert(MetricDetectorState.__table__)  # Core: no ORM bookkeeping per row
+                statement = insert(cast(Table, MetricDetectorState.__table__))  # Core: no ORM work per row
                 await session.execute(
                     statement.on_conflict_do_update(
                         index_elements=["series_key"],

@@ -17,7 +17,7 @@ from vigil.metrics.findings import store_findings
 from vigil.pipeline.stages.multivariate import HostModelService, MultivariateOptions, host_key
 
 MINUTE = 60
-END_S = int(time.time()) // 60 * 60
+END_S = int(time.time()) // 86400 * 86400 - 6 * 3600  # a fixed time of day: the same data every run
 START_S = END_S - 24 * 3600
 
 
@@ -66,7 +66,10 @@ async def test_unusual_combination_opens_and_resolves(backends: Backends) -> Non
     assert evidence["trained_rows"] > 1000
     assert "cpu_busy" in evidence["top_metrics"]
     assert evidence["peak"]["observed"]["cpu_busy"] > 80
-    assert evidence["opened_ns"] == (END_S - 6 * MINUTE) * 1_000_000_000
+    # three anomalous minutes in a row open it: from the first pegged minute (or the one before,
+    # when that minute happens to be among the 1 % of normal rows the forest finds unusual)
+    onset = (END_S - 6 * MINUTE) * 1_000_000_000
+    assert onset - MINUTE * 1_000_000_000 <= evidence["opened_ns"] <= onset
     published = await collected_findings(backends.bus, "test.findings.mv")
     assert [f["state"] for f in published] == ["open"]
 

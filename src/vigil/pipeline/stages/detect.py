@@ -412,24 +412,19 @@ class PartitionConsumer:
         for key in missing:
             batch = batches[key]
             point = batch.point
+            tags = self.worker.shared_tags(batch.ident, point.tags)
             data = saved.get(key)
             state: SeriesState | None = None
             if data is not None:
                 try:
                     state = SeriesState.from_bytes(
-                        data, key, batch.ident, point.measurement, batch.field, point.tags, options.noise
+                        data, key, batch.ident, point.measurement, batch.field, tags, options.noise
                     )
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("detect: saved state of %s unreadable (%s); starting afresh", key, exc)
             if state is None:
                 state = SeriesState.new(
-                    key,
-                    batch.ident,
-                    point.measurement,
-                    batch.field,
-                    point.tags,
-                    options.detector,
-                    options.noise,
+                    key, batch.ident, point.measurement, batch.field, tags, options.detector, options.noise
                 )
             self.states[key] = state
 
@@ -493,6 +488,7 @@ class PartitionConsumer:
             tags=state.tags,
             host=state.host,
             service=state.service,
+            previous=state.predict,
         )
 
     # --- detection -----------------------------------------------------------------------------
@@ -521,7 +517,7 @@ class PartitionConsumer:
             t = times[i]
             if score >= leave:
                 state.mask |= fired[i]
-                state.recent.append(result.result(i))
+                state.remember(result.result(i))
                 if state.peak is None or score > state.peak["score"]:
                     state.peak = self._point_evidence(result, i, times_ns[i])
             transition = gate.update(t, score)
@@ -643,7 +639,7 @@ class PartitionConsumer:
             state.held = [finding]
             request = ReviewRequest(
                 series_key=state.key,
-                results=tuple(state.recent),
+                results=tuple(state.recent or ()),
                 seasonality=state.detector.seasonality,
                 context={
                     "measurement": state.measurement,
@@ -745,6 +741,7 @@ class MetricDetector:
         self.consumers: dict[int, tuple[PartitionConsumer, asyncio.Task[None]]] = {}
         self._decoded: OrderedDict[str, _Decoded] = OrderedDict()
         self._keys: dict[tuple[str, str], str] = {}
+        self._tags: dict[str, dict[str, str]] = {}
         self._excluded: dict[str, bool] = {}
         self._rules = DEFAULT_RULESET
         self._rules_at = -math.inf
@@ -780,6 +777,15 @@ class MetricDetector:
                 self._keys.clear()
             key = self._keys[(ident, field_name)] = series_key(point.measurement, field_name, point.tags)
         return key
+
+    def shared_tags(self, ident: str, tags: dict[str, str]) -> dict[str, str]:
+        """One tags dict per measurement + tag set, shared by its fields' states."""
+        shared = self._tags.get(ident)
+        if shared is None:
+            if len(self._tags) > 500_000:
+                self._tags.clear()
+            shared = self._tags[ident] = dict(tags)
+        return shared
 
     def excluded(self, measurement: str) -> bool:
         decision = self._excluded.get(measurement)

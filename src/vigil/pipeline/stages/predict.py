@@ -93,6 +93,7 @@ class PredictState:
         "reported_at",
         "reported_eta",
         "reported_severity",
+        "reported_title",
         "values",
     )
 
@@ -108,6 +109,7 @@ class PredictState:
         self.reported_at = 0.0
         self.reported_eta = 0.0
         self.reported_severity = ""
+        self.reported_title = ""  # the open prediction's title, repeated when it resolves
 
     @property
     def is_open(self) -> bool:
@@ -254,6 +256,7 @@ class PredictState:
                 "at": self.reported_at,
                 "eta": self.reported_eta,
                 "sev": self.reported_severity,
+                "title": self.reported_title,
             }
         )
         return _HEADER.pack(_MAGIC, len(meta)) + meta + self.values.tobytes()
@@ -275,6 +278,7 @@ class PredictState:
         state.reported_at = float(meta["at"])
         state.reported_eta = float(meta["eta"])
         state.reported_severity = str(meta["sev"])
+        state.reported_title = str(meta.get("title", ""))
         state.values = array("f")
         state.values.frombytes(data[_HEADER.size + size :])
         return state
@@ -310,11 +314,11 @@ def prediction_finding(
     tags: Mapping[str, str],
     host: str | None,
     service: str | None,
-    last_forecast: ExhaustionForecast | None = None,
+    previous: PredictState | None = None,
 ) -> Finding:
-    """The Finding for a prediction event. A resolve without a fresh forecast repeats the
-    last one it had (``last_forecast``) so the evidence still says what was predicted."""
-    fc = event.forecast or last_forecast
+    """The Finding for a prediction event. A resolve keeps the title and severity the open
+    prediction last had (from ``previous``), and says why it resolved in its evidence."""
+    fc = event.forecast
     state = {"open": "open", "update": "update", "resolve": "resolved"}[event.kind]
     values = {
         **tags,
@@ -323,6 +327,8 @@ def prediction_finding(
         "field": field,
         "series": key,
         "threshold": format_threshold(rule.threshold),
+        "eta": "",
+        "interval": "",
     }
     evidence: dict[str, Any] = {
         "series": key,
@@ -355,20 +361,24 @@ def prediction_finding(
                 "seasonal": bool(fc.seasonal),
             }
         )
-        values["eta"] = "now" if fc.eta_s < 60 else f"in ~{format_eta(fc.eta_s)}"
-        values["interval"] = (
-            "" if fc.eta_s < 60 else format_interval(fc.eta_s, fc.low_s, fc.high_s, CONFIDENCE)
-        )
-    else:
-        values["eta"] = "(no trend)"
-        values["interval"] = ""
+        if fc.eta_s < 60:
+            values["eta"] = "now"
+        else:
+            values["eta"] = f"in ~{format_eta(fc.eta_s)}"
+            values["interval"] = format_interval(fc.eta_s, fc.low_s, fc.high_s, CONFIDENCE)
     if event.reason:
         evidence["resolved_because"] = event.reason
-    title = render_title(rule.title, values)
     if event.kind == "resolve":
-        title = f"Resolved: {title}"
-    severity = "low" if event.kind == "resolve" or fc is None else severity_for(fc.eta_s)
-    score = 0.0 if fc is None else round(min(1.0, max(0.0, 1.0 - float(fc.eta_s) / max(rule.horizon_s, 1.0))), 4)
+        title = (previous.reported_title if previous else "") or render_title(rule.title, values)
+        severity = (previous.reported_severity if previous else "") or "low"
+        score = 0.0
+    else:
+        assert fc is not None, "open and update events carry a forecast"
+        title = render_title(rule.title, values)
+        severity = severity_for(fc.eta_s)
+        score = round(min(1.0, max(0.0, 1.0 - float(fc.eta_s) / max(rule.horizon_s, 1.0))), 4)
+        if previous is not None:
+            previous.reported_title = title[:512]
     return Finding(
         kind="prediction",
         key=key,
