@@ -234,8 +234,27 @@ class AlertOps:
             )
             for row in rows.scalars():
                 recent_by_fp.setdefault(row.fingerprint, row)
+        if any(not s.resolved for s, _ in prepared):
+            await self.candidates()  # before new rows exist, so that query flushes nothing
         touched: dict[int, Alert] = {}
         created: list[Alert] = []
+        # New alerts are inserted once, at the end, already linked to their incident: an
+        # insert followed by an update would write every index of the table twice.
+        with self.session.no_autoflush:
+            await self._apply(prepared, open_by_fp, recent_by_fp, touched, created)
+            for alert in created:
+                if not alert.suppressed:
+                    await self.correlate(alert)
+        return list(touched.values())
+
+    async def _apply(
+        self,
+        prepared: list[tuple[AlertSignal, str]],
+        open_by_fp: dict[str, Alert],
+        recent_by_fp: dict[str, Alert],
+        touched: dict[int, Alert],
+        created: list[Alert],
+    ) -> None:
         for signal, fp in prepared:
             at = as_datetime(signal.time_ns)
             alert: Alert | None = open_by_fp.get(fp)
@@ -257,11 +276,6 @@ class AlertOps:
                 open_by_fp[fp] = alert
                 created.append(alert)
             touched[id(alert)] = alert
-        await self.session.flush()
-        for alert in created:
-            if not alert.suppressed:
-                await self.correlate(alert)
-        return list(touched.values())
 
     def _reopenable(self, alert: Alert, at: datetime) -> bool:
         resolved_at = alert.resolved_at
@@ -851,7 +865,10 @@ class AlertOps:
             incident=incident,
             data={"reasons": list(decision.reasons), "score": decision.score},
         )
-        self._attach.append((alert, incident))
+        if incident.id is not None:
+            alert.incident_id = incident.id
+        else:
+            self._attach.append((alert, incident))  # a new incident: its id comes with the flush
         self._mark_dirty(incident)
         return incident
 

@@ -173,10 +173,32 @@ def hub(websocket: WebSocket, channel: str) -> BroadcastHub:
     return hubs[channel]
 
 
+def merge_frames(texts: list[str]) -> list[str]:
+    """Frames waiting for the same client, merged where they are lists of the same kind
+    (``{"type": "alerts", "events": [...]}``, ``{"type": "points", "points": [...]}``): under
+    load a client gets one frame with everything new instead of a frame per broadcast, which
+    is what keeps fan-out cheap; when idle, every frame goes out alone and at once."""
+    merged: list[str] = []
+    for text in texts:
+        previous = merged[-1] if merged else ""
+        for prefix in ('{"type":"alerts","events":[', '{"type":"points","points":['):
+            if previous.startswith(prefix) and text.startswith(prefix) and text.endswith("]}"):
+                inner = text[len(prefix) : -2]
+                if inner:
+                    merged[-1] = (previous[:-2] + "," + inner + "]}") if previous != prefix + "]}" else text
+                break
+        else:
+            merged.append(text)
+    return merged
+
+
 async def _pump_to_socket(websocket: WebSocket, client: Client) -> None:
     while True:
-        text = await client.queue.get()
-        await websocket.send_text(text)
+        texts = [await client.queue.get()]
+        while not client.queue.empty() and len(texts) < 200:
+            texts.append(client.queue.get_nowait())
+        for text in merge_frames(texts) if len(texts) > 1 else texts:
+            await websocket.send_text(text)
 
 
 async def _serve(
