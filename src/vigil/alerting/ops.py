@@ -802,11 +802,11 @@ class AlertOps:
             self._candidates = {i.id: (i, incident_features(i)) for i in rows.scalars()}
         return self._candidates
 
-    async def decide(self, alert: Alert) -> Decision:
+    async def decide(self, alert: Alert, features: AlertFeatures | None = None) -> Decision:
         await self.learn_pair(alert.host, alert.service)
         candidates = await self.candidates()
         return choose_incident(
-            alert_features(alert),
+            features or alert_features(alert),
             [f for _, f in candidates.values()],
             await self.topology(),
             self.rules.grouping,
@@ -815,9 +815,9 @@ class AlertOps:
 
     async def correlate(self, alert: Alert) -> Incident:
         """Put the alert in the incident it belongs to, opening one when there is none."""
-        decision = await self.decide(alert)
-        candidates = await self.candidates()
         features = alert_features(alert)
+        decision = await self.decide(alert, features)
+        candidates = await self.candidates()
         if decision.incident_id is None:
             incident = Incident(
                 title=alert.title,
@@ -874,11 +874,16 @@ class AlertOps:
 
     @staticmethod
     def _write_features(incident: Incident, features: IncidentFeatures) -> None:
-        incident.hosts = sorted(features.hosts)
-        incident.services = sorted(features.services)
-        incident.origins = sorted(features.origins)
-        incident.templates = list(features.templates)
-        incident.categories = sorted(features.categories)
+        # Most joins change nothing but the time: only rewrite what differs (lists are JSON).
+        for name, value in (
+            ("hosts", sorted(features.hosts)),
+            ("services", sorted(features.services)),
+            ("origins", sorted(features.origins)),
+            ("templates", list(features.templates)),
+            ("categories", sorted(features.categories)),
+        ):
+            if getattr(incident, name) != value:
+                setattr(incident, name, value)
         incident.last_activity_at = datetime.fromtimestamp(features.last_at_s, UTC)
         incident.started_at = datetime.fromtimestamp(features.first_at_s, UTC)
 
