@@ -344,6 +344,20 @@ class ListenerPool:
                 proc.kill()
 
 
+async def worker_pickup(database_url: str) -> dict[str, float | None]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM updated_at - first_seen) * 1000 AS ms FROM alerts "
+            "WHERE title LIKE 'WsBench: seq 1______'"
+        )
+    finally:
+        await conn.close()
+    return stats([float(r["ms"]) for r in rows])
+
+
 async def prepare(database_url: str) -> str:
     from vigil.api.routes.tokens import issue_token
     from vigil.security import hash_password
@@ -441,6 +455,7 @@ async def run(
                 floor_samples, floor_missing = await pool.collect(floor_sent, 60)
             finally:
                 pool.close()
+        pickup = await worker_pickup(database_url)
         return {
             "benchmark": "ws_latency",
             "machine": machine(),
@@ -461,6 +476,9 @@ async def run(
                 "achieved_rate_per_s": round(achieved, 1),
                 "webhook_failures": failures,
                 "webhook": stats(post_latencies),
+                # From the alert's startsAt (set as the webhook is sent) to the start of the
+                # transaction that stored it: webhook + bus + waiting for the worker.
+                "until_worker_transaction": pickup,
             },
             "floor": {**stats(floor_samples), "deliveries": len(floor_samples), "missing": floor_missing},
         }
