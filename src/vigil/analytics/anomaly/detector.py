@@ -1,8 +1,12 @@
-"""The streaming univariate detector: seasonal robust baseline + an ensemble of tests.
+"""The streaming univariate detector: seasonal robust baseline, an ensemble of tests, novelty.
 
 Everything here is O(1) per point and per series. The detector's whole state is one small
-``array('d')`` of scalars plus two ``array('f')`` seasonal profiles (24 hour-of-day bins and
-168 hour-of-week bins), so it serialises to about 1.1 KiB and can move between workers.
+``array('d')`` (scalars and two 16-bin histograms) plus two ``array('f')`` seasonal profiles
+(24 hour-of-day bins and 168 hour-of-week bins), so it serialises to about 1.5 KiB and can
+move between workers. ``DetectorBank`` (bank.py) runs the same arithmetic for many series at
+once with numpy; both give bit-identical results, which is why the per-point arithmetic below
+uses only ``+ - * /``, ``sqrt``, comparisons and ``frexp`` (no ``exp``/``log``, whose last bit
+may differ between libm and numpy's SIMD loops).
 
 How a point is scored
 ---------------------
@@ -23,16 +27,23 @@ How a point is scored
    (``zscore``, ``iqr``) need agreement (``min_agreement``) or strong evidence
    (``e >= strong_evidence``); the accumulating tests (``level_shift``, ``trend``) already
    demand persistence and count on their own. That gives ``is_anomalous`` and ``methods``.
-4. **Score.** The surprise ``log(1 + |z|)`` is smoothed over a few points (``surprise_rate``)
-   and compared with its own long-run mean and spread for this series
-   (``calibration_rate``): ``level`` = how many SDs above its usual surprise the series is
-   now. A noisy, heavy-tailed series therefore needs a much larger z than a quiet one to
-   score high. ``score = level² / (level² + score_scale²)`` (0.5 at ``score_scale`` SDs).
-5. **Onset.** ``onset = 1 - exp(-(level - peak))`` where ``peak`` is the highest level of the
-   recent past (decaying by ``onset_decay`` per point), else 0: non-zero only when the
-   series does something more unusual than anything lately -- the start of an event, once
-   (while the level climbs point after point, only gains over that run's best count).
-   NAB thresholds this stream (it rewards the first detection and charges every later row).
+4. **Score** (what the noise gate sees). The surprise ``log2(1 + |z|)`` is smoothed over a few
+   points (``surprise_rate``) and compared with its own long-run mean and spread for this
+   series (``calibration_rate``): ``level`` = how many SDs above its usual surprise the series
+   is now, ``score = level² / (level² + score_scale²)``.
+5. **Novelty and onset** (what is new for *this* series; NAB scores this stream). Two signals:
+   * *rarity*: the clipped z of the flat model and of the chosen model are each smoothed
+     (``novelty_rate``, about 20 points) and the rarity of the smoothed value's size under its
+     own history is read from a 16-bin histogram (half-octave bins): ``bits = -log2 P(as large
+     or larger)``. A sustained deviation, a change of level, variance or pattern all show up
+     as a value of the smoothed z this series has rarely or never produced;
+   * *range*: how far the value leaves the range of everything seen so far (the all-time
+     minimum/maximum, forgotten very slowly), ``range_weight`` bits per range.
+   ``onset`` fires on the rarity only when it beats the recent peak (which then has to be
+   beaten by ``onset_margin`` bits more and decays by ``onset_decay`` per quiet point), so an
+   event is reported at its start and not again while it lasts; a value out of range always
+   counts. ``onset = v / (v + 10)`` for the larger of the two in bits (0.5 ≈ a one-in-a-
+   thousand event for this series).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import math
 import struct
 from array import array
 from dataclasses import astuple, dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +63,11 @@ _ZSCORE, _IQR, _SHIFT, _TREND = 1, 2, 4, 8
 _DAY = 86400.0
 _WEEK = 7 * _DAY
 _SQRT_HALF_PI = 1.2533141373155001  # σ / E|r| for Gaussian noise
+_SQRT_HALF = 0.7071067811865476
+NOVELTY_BINS = 16  # half-octave bins of |smoothed z| from 1/16 up (8 octaves: up to 16)
+_NOVELTY_BASE = 16.0  # 1 / lower edge of bin 1
+_ONSET_HALF = 10.0  # novelty bits at which onset = 0.5
+_SPREAD_RATE = 0.001  # rate of the long-run spread of the raw values (the scale floor)
 
 
 def methods_from_mask(mask: int) -> tuple[str, ...]:
@@ -58,18 +75,28 @@ def methods_from_mask(mask: int) -> tuple[str, ...]:
     return tuple(name for bit, name in enumerate(METHOD_NAMES) if mask >> bit & 1)
 
 
+def log2_approx(x: float) -> float:
+    """log2 of a positive number, piecewise linear within each octave (error < 0.09).
+
+    Continuous and increasing, exact at powers of two, and computed from ``frexp`` alone so
+    that numpy (``np.frexp``) gives the very same bits.
+    """
+    m, e = math.frexp(x)
+    return e + 2.0 * m - 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     """Tuning of ``UnivariateDetector``. Rates are per point unless said otherwise.
 
-    The defaults are the ones Vigil runs with and the ones benchmarked on NAB. Nothing in
-    them is specific to a series; ``scale_rate``, ``calibration_rate`` and ``onset_decay``
-    were chosen by sweeping a few values over the whole NAB corpus we have (31 files), so the
-    NAB score is somewhat optimistic for unseen series (see bench/RESULTS.md).
+    The defaults are the ones Vigil runs with and the ones benchmarked on NAB. Nothing in them
+    is specific to a series. ``scale_rate``, ``novelty_rate``, ``range_weight`` and the onset
+    settings were chosen on the NAB files we have (31 of 58); bench/RESULTS.md reports a
+    leave-one-category-out estimate of how well they carry over to unseen series.
     """
 
     level_rate: float = 0.05
-    scale_rate: float = 0.01
+    scale_rate: float = 0.003
     season_rate_per_day: float = 0.3  # share of a profile bin relearnt per day
     clip: float = 3.0  # Huber clip of baseline updates, in scales
     season_margin: float = 0.8  # a seasonal model must have at most this share of the error
@@ -85,13 +112,25 @@ class DetectorConfig:
     strong_evidence: float = 1.5
     warmup_points: int = 100
     scale_floor: float = 0.01  # minimum scale, as a share of the long-run spread of the values
-    surprise_rate: float = 0.3  # EWMA rate of the short-term surprise log(1 + |z|)
+    surprise_rate: float = 0.3  # EWMA rate of the short-term surprise log2(1 + |z|)
     calibration_rate: float = 0.0003  # rate of its long-run mean/variance (the series' normal)
     score_scale: float = 4.0  # calibrated surprise (in SDs) at which score = 0.5
-    onset_decay: float = 0.9998  # per-point decay of the recent maximum that onset must beat
+    onset_decay: float = 0.999  # per-point decay of the recent peak rarity that onset must beat
+    novelty_rate: float = 0.05  # EWMA rate of the clipped z whose rarity is the novelty
+    novelty_clip: float = 8.0  # |z| clip before that smoothing
+    novelty_memory: int = 65536  # histogram counts are halved when they reach this many points
+    onset_margin: float = 0.8  # bits a later onset must add to the rarity that fired last
+    range_weight: float = 300.0  # novelty bits per range width beyond the all-time range
+    range_decay: float = 1e-5  # per-point share by which that range shrinks to the slow level
 
     def to_tuple(self) -> tuple[float, ...]:
-        return tuple(float(v) for v in astuple(self))
+        return _params(self)
+
+
+@lru_cache(maxsize=64)
+def _params(config: DetectorConfig) -> tuple[float, ...]:
+    # one shared tuple per configuration: thousands of detectors should not each hold a copy
+    return tuple(float(v) for v in astuple(config))
 
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(DetectorConfig))
@@ -105,7 +144,7 @@ class DetectionResult:
     time: float
     value: float
     score: float  # 0..1: how unusual the recent behaviour is for this series
-    onset: float  # 0..1: the score where it beats the series' recent peak, else 0 (new events)
+    onset: float  # 0..1: novelty at the start of something new for this series, else 0
     is_anomalous: bool
     expected: float
     lower: float
@@ -148,7 +187,7 @@ class BatchResult:
 
 
 # Indices into the scalar state array. Keeping every scalar in one array('d') instead of
-# attributes keeps a series at ~1 KiB in memory and makes serialisation one memcpy.
+# attributes keeps a series small in memory and makes serialisation one memcpy.
 (
     _N,
     _T_FIRST,
@@ -176,11 +215,20 @@ class BatchResult:
     _LDS,
     _LWS,
     _MODE,
-    _RUN,
-    _NSTATE,
-) = range(28)
+    _NOV_F,
+    _NOV_C,
+    _HIGH,
+    _LOW,
+    _COUNT,
+    _NOV_LF,
+    _NOV_LC,
+    _NSCALARS,
+) = range(34)
+_HIST_F = _NSCALARS  # histogram of |smoothed z| of the flat model
+_HIST_C = _HIST_F + NOVELTY_BINS  # ... and of the chosen model
+_NSTATE = _HIST_C + NOVELTY_BINS
 
-_MAGIC = b"VGA1"
+_MAGIC = b"VGA2"
 _HEADER = struct.Struct("<4sHHH")
 
 
@@ -214,10 +262,7 @@ class UnivariateDetector:
     @property
     def seasonality(self) -> str:
         """The baseline in use now: ``"none"``, ``"daily"`` or ``"weekly"``."""
-        return ("none", "daily", "weekly")[self._season_choice()]
-
-    def _season_choice(self) -> int:
-        return int(self._state[_MODE])
+        return ("none", "daily", "weekly")[int(self._state[_MODE])]
 
     def update(self, t: float, x: float) -> DetectionResult:
         """Score one point and learn from it (the same loop as ``update_many``, minus numpy)."""
@@ -260,7 +305,7 @@ class UnivariateDetector:
         )
 
     def to_bytes(self) -> bytes:
-        """Compact state (~1.1 KiB) that ``from_bytes`` restores exactly, config included."""
+        """Compact state (~1.5 KiB) that ``from_bytes`` restores exactly, config included."""
         header = _HEADER.pack(_MAGIC, len(self._params), _NSTATE, len(self._weekly))
         return (
             header
@@ -272,18 +317,23 @@ class UnivariateDetector:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UnivariateDetector:
+        if len(data) < _HEADER.size:
+            raise ValueError("not a serialised UnivariateDetector of this version")
         magic, n_params, n_state, n_weekly = _HEADER.unpack_from(data)
-        if magic != _MAGIC or n_params != len(_CONFIG_FIELDS) or n_state != _NSTATE or n_weekly != 168:
+        expected_size = _HEADER.size + 8 * n_params + 8 * n_state + 4 * 24 + 4 * n_weekly
+        if (
+            magic != _MAGIC
+            or n_params != len(_CONFIG_FIELDS)
+            or n_state != _NSTATE
+            or n_weekly != 168
+            or len(data) != expected_size
+        ):
             raise ValueError("not a serialised UnivariateDetector of this version")
         offset = _HEADER.size
         params = array("d")
         params.frombytes(data[offset : offset + 8 * n_params])
         offset += 8 * n_params
-        values = dict(zip(_CONFIG_FIELDS, params, strict=True))
-        kwargs: dict[str, float] = {name: values[name] for name in _CONFIG_FIELDS}
-        for name in _INT_FIELDS:
-            kwargs[name] = int(kwargs[name])
-        config = DetectorConfig(**kwargs)  # type: ignore[arg-type]
+        config = config_from_tuple(tuple(params))
         detector = cls(config)
         detector._state = array("d")
         detector._state.frombytes(data[offset : offset + 8 * n_state])
@@ -296,6 +346,14 @@ class UnivariateDetector:
         return detector
 
 
+def config_from_tuple(params: tuple[float, ...]) -> DetectorConfig:
+    """The ``DetectorConfig`` whose ``to_tuple()`` is ``params``."""
+    kwargs: dict[str, float] = dict(zip(_CONFIG_FIELDS, params, strict=True))
+    for name in _INT_FIELDS:
+        kwargs[name] = int(kwargs[name])
+    return DetectorConfig(**kwargs)  # type: ignore[arg-type]
+
+
 def _run(
     params: tuple[float, ...],
     state: array[float],
@@ -306,7 +364,11 @@ def _run(
 ) -> tuple[
     list[float], list[float], list[bool], list[float], list[float], list[float], list[int], list[float]
 ]:
-    """The per-point loop. Long on purpose: locals are what make CPython fast here."""
+    """The per-point loop. Long on purpose: locals are what make CPython fast here.
+
+    ``bank.py`` implements the same arithmetic over many series; keep the two in step (the
+    tests compare them bit for bit).
+    """
     (
         level_rate,
         scale_rate,
@@ -329,12 +391,22 @@ def _run(
         calib_rate,
         score_scale,
         onset_decay,
+        nov_rate,
+        nov_clip,
+        nov_memory,
+        onset_margin,
+        range_weight,
+        range_decay,
     ) = params
     (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale) = state[:17]
-    (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode, run) = state[17:_NSTATE]
+    (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode) = state[17:26]
+    (nov_f, nov_c, high, low, count, nov_lf, nov_lc) = state[26:_NSCALARS]
+    hist_f = state[_HIST_F:_HIST_C].tolist()
+    hist_c = state[_HIST_C:_NSTATE].tolist()
     k2 = score_scale * score_scale
+    range_warmup = 0.5 * warmup
+    trend_ready = 4.0 / trend_slow
     out_onset: list[float] = []
-
     out_score: list[float] = []
     out_flag: list[bool] = []
     out_exp: list[float] = []
@@ -353,7 +425,8 @@ def _run(
     out_hi_add = out_hi.append
     out_fired_add = out_fired.append
     out_ev_add = out_ev.append
-    log1p, sqrt, exp = math.log1p, math.sqrt, math.exp
+    sqrt, frexp = math.sqrt, math.frexp
+    last_bin = NOVELTY_BINS - 1
 
     for t, x in zip(times, values, strict=True):
         if isnan(x):
@@ -369,7 +442,7 @@ def _run(
         n += 1.0
         if n == 1.0:
             t_first = t_last = t
-            lf = ld = lw = lds = lws = tf = ts = lslow = x
+            lf = ld = lw = lds = lws = tf = ts = lslow = high = low = nov_lf = nov_lc = x
             out_score_add(0.0)
             out_onset_add(0.0)
             out_flag_add(False)
@@ -379,6 +452,21 @@ def _run(
             out_fired_add(0)
             out_ev_add(0.0)
             continue
+
+        # --- range novelty: beyond everything this series has done (before learning x) ---
+        in_range = n > range_warmup and high > low
+        excess = 0.0
+        if x > high:
+            if in_range:
+                excess = (x - high) / (high - low)
+            high = x
+        elif x < low:
+            if in_range:
+                excess = (low - x) / (high - low)
+            low = x
+        high -= range_decay * (high - lslow)
+        low -= range_decay * (low - lslow)
+
         dt_h = (t - t_last) / 3600.0
         if dt_h > 1.0:
             dt_h = 1.0
@@ -388,15 +476,14 @@ def _run(
         elapsed = t - t_first
 
         # --- seasonal positions (piecewise-linear between bin centres) ---
-        tod = (t % _DAY) / 3600.0 - 0.5
-        if tod < 0.0:
-            tod += 24.0
+        hod = (t % _DAY) / 3600.0 - 0.5
+        tod = hod + 24.0 if hod < 0.0 else hod
         i0 = int(tod)
         f = tod - i0
         i1 = i0 + 1 if i0 < 23 else 0
-        how = ((t // _DAY + 3.0) % 7.0) * 24.0 + tod
-        if how >= 168.0:
-            how -= 168.0
+        how = ((t // _DAY + 3.0) % 7.0) * 24.0 + hod
+        if how < 0.0:
+            how += 168.0
         j0 = int(how)
         g = how - j0
         j1 = j0 + 1 if j0 < 167 else 0
@@ -423,10 +510,9 @@ def _run(
                 mode = 2.0
         elif ew >= 0.95 * ed:
             mode = 1.0
-        choice = int(mode)
-        if choice == 0:
+        if mode == 0.0:
             r, err, season = r_f, ef, 0.0
-        elif choice == 1:
+        elif mode == 1.0:
             r, err, season = r_d, ed, s_d
         else:
             r, err, season = r_w, ew, s_w
@@ -436,6 +522,12 @@ def _run(
             floor = 1e-9 * abs(x) + 1e-12
         sigma = _SQRT_HALF_PI * (err if err > floor else floor)
         z = r / sigma
+        # the novelty's residuals come from levels that only ever follow the data (never the
+        # level-shift jumps below): a new level must stay visible long enough to be rare
+        r_nf = x - nov_lf
+        r_nc = x - nov_lc - season
+        z_nf = r_nf / (_SQRT_HALF_PI * (ef if ef > floor else floor))
+        z_nc = r_nc / sigma
         warm = n > warmup
 
         # --- tests ---
@@ -470,10 +562,11 @@ def _run(
         ts += (y - ts) * (trend_slow if trend_slow * n > 1.0 else 1.0 / n)
         d = abs(tf - ts)
         e_trend = d / (trend_thr * tscale) if tscale > 0.0 else 0.0
-        if e_trend >= 1.0 and n > 4.0 / trend_slow:
-            fired |= _TREND
+        if n > trend_ready:
+            if e_trend >= 1.0:
+                fired |= _TREND
         else:
-            e_trend = e_trend if n > 4.0 / trend_slow else 0.0
+            e_trend = 0.0
 
         # --- ensemble ---
         e_max = e_z
@@ -489,32 +582,59 @@ def _run(
         anomalous = warm and (agreeing >= min_agreement or e_max >= strong or fired & (_SHIFT | _TREND) != 0)
 
         # --- calibrated score: how unusual the recent surprise is *for this series* ---
-        a = log1p(abs(z))
-        sur += surprise_rate * (a - sur)
+        m, e = frexp(1.0 + abs(z))
+        sur += surprise_rate * (e + 2.0 * m - 2.0 - sur)
         level = (sur - sur_mean) / sqrt(sur_var) if warm and sur_var > 0.0 else 0.0
         score = level * level / (level * level + k2) if level > 0.0 else 0.0
-        # onset: how far the level beats the recent peak; while it keeps beating it point
-        # after point (one climbing event), only gains over the best of that run count
-        novelty = level - peak if level > peak and level > 0.0 else 0.0
-        if novelty > 0.0:
-            gain = novelty - run if run > 0.0 else novelty
-            onset = 1.0 - exp(-gain) if gain > 0.0 else 0.0
-            if novelty > run:
-                run = novelty
-        else:
-            onset = 0.0
-            run = 0.0
-        # the memory of recent peaks starts once the long-run calibration has settled: levels
-        # measured against a spread estimated from a few hundred points are inflated, and a
-        # peak remembered from then would hide real events for a long time
-        if n > 4.0 * warmup:
-            peak *= onset_decay
-            if level > peak:
-                peak = level
         c_rate = calib_rate if calib_rate * n > 1.0 else 1.0 / n
         dev = sur - sur_mean
         sur_mean += c_rate * dev
         sur_var = (1.0 - c_rate) * (sur_var + c_rate * dev * dev)
+
+        # --- novelty: rarity of the smoothed z under this series' own history ---
+        zc = z_nf if -nov_clip <= z_nf <= nov_clip else (nov_clip if z_nf > 0 else -nov_clip)
+        nov_f += nov_rate * (zc - nov_f)
+        zc = z_nc if -nov_clip <= z_nc <= nov_clip else (nov_clip if z_nc > 0 else -nov_clip)
+        nov_c += nov_rate * (zc - nov_c)
+        rarity = 0.0
+        for hist, s in ((hist_f, nov_f), (hist_c, nov_c)):
+            s = abs(s) * _NOVELTY_BASE
+            if s > 1.0:
+                m, e = frexp(s)
+                k = 2 * e - 2 if m < _SQRT_HALF else 2 * e - 1
+                if k > last_bin:
+                    k = last_bin
+            else:
+                k = 0
+            if warm:
+                tail = sum(hist[k + 1 :]) + 0.5 * hist[k]
+                if tail == 0.0:
+                    # beyond everything seen: half the top bin's share per half-octave past it
+                    top = k - 1 if k > 0 else 0
+                    while top > 0 and hist[top] == 0.0:
+                        top -= 1
+                    tail = 0.5 * hist[top] / (1 << (k - top)) if hist[top] > 0.0 else 0.5
+                m, e = frexp(tail / (count + 1.0))
+                bits = 2.0 - e - 2.0 * m
+                if bits > rarity:
+                    rarity = bits
+            hist[k] += 1.0
+        count += 1.0
+        if count >= nov_memory:
+            # forget the older half of the history (counts stay integers: sums stay exact)
+            hist_f = [float(int(h) >> 1) for h in hist_f]
+            hist_c = [float(int(h) >> 1) for h in hist_c]
+            count = float(int(count) >> 1)
+        if rarity > peak:
+            novelty = rarity
+            peak = rarity + onset_margin
+        else:
+            novelty = 0.0
+            peak *= onset_decay
+        excess *= range_weight
+        if excess > novelty:
+            novelty = excess
+        onset = novelty / (novelty + _ONSET_HALF)
 
         out_score_add(score)
         out_onset_add(onset)
@@ -533,9 +653,11 @@ def _run(
         lf += rate * (r_f if early or -lim <= r_f <= lim else (lim if r_f > 0 else -lim))
         a = abs(r_f)
         ef += e_rate * ((a if early or a < clip * ef else clip * ef) - ef)
+        nov_lf += rate * (r_nf if early or -lim <= r_nf <= lim else (lim if r_nf > 0 else -lim))
+        lim = clip * err if err > floor else clip * floor
+        nov_lc += rate * (r_nc if early or -lim <= r_nc <= lim else (lim if r_nc > 0 else -lim))
         lim = clip * ed if ed > floor else clip * floor
-        cd = r_d if early or -lim <= r_d <= lim else (lim if r_d > 0 else -lim)
-        ld += rate * cd
+        ld += rate * (r_d if early or -lim <= r_d <= lim else (lim if r_d > 0 else -lim))
         a = abs(r_d)
         ed += e_rate * ((a if early or a < clip * ed else clip * ed) - ed)
         # profiles learn against a slow (about one day) de-seasonalised level: against the fast
@@ -543,8 +665,9 @@ def _run(
         slow = dt_h / 24.0
         # the cycle itself is many one-step errors wide: clip profile updates on the spread
         lim = clip * (spread if spread > ed else ed)
-        r_ds = x - lds - s_d
-        c = r_ds if early or -lim <= r_ds <= lim else (lim if r_ds > 0 else -lim)
+        c = x - lds - s_d
+        if not early and not -lim <= c <= lim:
+            c = lim if c > 0 else -lim
         lds += slow * c
         # a bin gets about 1/dt_h points a day, so b/dt_h is the share relearnt per day; the
         # first days use a running mean over days (2/days) so the profile is usable after one
@@ -555,13 +678,13 @@ def _run(
         daily[i0] += b * (1.0 - f) * c
         daily[i1] += b * f * c
         lim = clip * ew if ew > floor else clip * floor
-        cw = r_w if early or -lim <= r_w <= lim else (lim if r_w > 0 else -lim)
-        lw += rate * cw
+        lw += rate * (r_w if early or -lim <= r_w <= lim else (lim if r_w > 0 else -lim))
         a = abs(r_w)
         ew += e_rate * ((a if early or a < clip * ew else clip * ew) - ew)
         lim = clip * (spread if spread > ew else ew)
-        r_ws = x - lws - s_w
-        c = r_ws if early or -lim <= r_ws <= lim else (lim if r_ws > 0 else -lim)
+        c = x - lws - s_w
+        if not early and not -lim <= c <= lim:
+            c = lim if c > 0 else -lim
         lws += slow * c
         weeks = elapsed / _WEEK + 1.0
         b = dt_h * (season_rate if season_rate * weeks > 2.0 else 2.0 / weeks)
@@ -577,11 +700,10 @@ def _run(
         # long-run spread of the raw values: the floor under every scale (sparse and step-like
         # series have near-zero one-step errors most of the time)
         a = abs(x - lslow)
-        s_rate = 0.1 * scale_rate if 0.1 * scale_rate * n > 1.0 else 1.0 / n
+        s_rate = _SPREAD_RATE if _SPREAD_RATE * n > 1.0 else 1.0 / n
         spread += s_rate * ((a if early or a < 10.0 * spread else 10.0 * spread) - spread)
         lslow += s_rate * (x - lslow)
-        dd = tf - ts
-        a = abs(dd)
+        a = abs(tf - ts)
         # the typical size of the fast-slow gap, learnt over a horizon several times longer
         # than the slow EWMA, so that a real trend stands out for long enough to be seen
         if trend_slow * n < 1.0:
@@ -602,5 +724,7 @@ def _run(
     state[:17] = array(
         "d", (n, t_first, t_last, lf, ld, lw, ef, ed, ew, q25, q75, cp, cn, rr, tf, ts, tscale)
     )
-    state[17:_NSTATE] = array("d", (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode, run))
+    state[17:26] = array("d", (lslow, spread, sur, sur_mean, sur_var, peak, lds, lws, mode))
+    state[26:_NSCALARS] = array("d", (nov_f, nov_c, high, low, count, nov_lf, nov_lc))
+    state[_HIST_F:_NSTATE] = array("d", hist_f + hist_c)
     return out_onset, out_score, out_flag, out_exp, out_lo, out_hi, out_fired, out_ev
