@@ -45,6 +45,25 @@ app = typer.Typer(add_completion=False, help=__doc__)
 err = Console(stderr=True)
 VIGIL = [sys.executable, "-m", "vigil"]
 TITLE = "WsBench: seq "
+# A worker running only the alerting stages and services: what the correlate path alone can do
+# (diagnostic; the default is the real `vigil worker` with every stage).
+ALERTING_WORKER = """
+import asyncio, signal
+from vigil.alerting.wiring import alerting_services, alerting_stages
+from vigil.backends import Backends
+from vigil.config import load_settings
+from vigil.pipeline.runner import Runner
+
+async def main():
+    backends = Backends.from_settings(load_settings())
+    await backends.start()
+    runner = Runner(backends.bus, alerting_stages(backends), alerting_services(backends))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, runner.stopping.set)
+    await runner.run_until_stopped()
+    await backends.close()
+
+asyncio.run(main())
+"""
 
 
 def free_port() -> int:
@@ -57,10 +76,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def process(
-    name: str, args: list[str], env: dict[str, str], workdir: Path
+    name: str, args: list[str], env: dict[str, str], workdir: Path, command: list[str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     log = (workdir / f"{name}.log").open("wb")
-    proc = subprocess.Popen([*VIGIL, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    proc = subprocess.Popen(
+        [*(command or VIGIL), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
+    )
     try:
         yield proc
     finally:
@@ -391,6 +412,7 @@ async def run(
     workdir: Path,
     per_request: int = 1,
     listener_processes: int = 2,
+    alerting_worker_only: bool = False,
 ) -> dict[str, Any]:
     import asyncpg
 
@@ -427,7 +449,11 @@ async def run(
                 stack.enter_context(process(f"api{i}", ["api", "--port", str(p)], env(f"api{i}"), workdir))
                 for i, p in enumerate(ports)
             ]
-            worker = stack.enter_context(process("worker", ["worker"], env("worker"), workdir))
+            if alerting_worker_only:
+                worker_command = [sys.executable, "-c", ALERTING_WORKER]
+                worker = stack.enter_context(process("worker", [], env("worker"), workdir, worker_command))
+            else:
+                worker = stack.enter_context(process("worker", ["worker"], env("worker"), workdir))
             urls = [f"http://127.0.0.1:{p}" for p in ports]
             for i, (url, proc) in enumerate(zip(urls, procs, strict=True)):
                 await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log")
@@ -467,6 +493,7 @@ async def run(
                 "seconds": seconds,
                 "alerts_per_request": per_request,
                 "listener_processes": listener_processes,
+                "worker": "alerting stages only" if alerting_worker_only else "vigil worker (every stage)",
                 "chroma": "server" if chroma_url else "embedded per process",
             },
             "vigil": {
@@ -529,6 +556,9 @@ def main(
     seconds: float = typer.Option(10.0, help="How long to send"),
     apis: int = typer.Option(2, help="vigil api processes"),
     listener_processes: int = typer.Option(2, help="Processes the WebSocket clients run in"),
+    alerting_worker_only: bool = typer.Option(
+        False, help="Diagnostic: a worker with only the alerting stages instead of `vigil worker`"
+    ),
     per_request: int = typer.Option(
         1, "--alerts-per-request", help="Alerts per webhook request (Alertmanager sends groups)"
     ),
@@ -572,6 +602,7 @@ def main(
                 workdir,
                 per_request,
                 listener_processes,
+                alerting_worker_only,
             )
 
     # SIGTERM stops the run like Ctrl+C, so the servers and the throwaway database go too.
