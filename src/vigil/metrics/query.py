@@ -8,8 +8,9 @@ tag set, up to ``max_series``) with
   ``expected``, lowest ``lower``, highest ``upper`` per bucket), when the detector has them;
 * ``anomalies``: the anomaly findings of the series that overlap the range;
 * ``forecast``: for series a prediction rule covers, the exhaustion forecast from the last 72
-  hours at 5-minute resolution (what the predict stage computes), as a curve from the last
-  point towards the threshold with the band of its 90% interval; ``None`` without a trend.
+  hours at 5-minute resolution (``predict.forecast_resource``, as the predict stage computes
+  it), as a curve from the last point towards the threshold with the band of its 90%
+  interval; ``None`` without a trend.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from vigil.analytics.forecast import forecast_exhaustion
 from vigil.domain.metrics import Aggregation, MetricQuery, Series
 from vigil.metrics.baselines import BASELINE_MEASUREMENT, FIELD_TAG, MEASUREMENT_TAG
 from vigil.metrics.findings import ns_to_datetime
 from vigil.metrics.rules import PredictionRule, RuleSet
 from vigil.metrics.series import series_key
+from vigil.pipeline.stages.predict import forecast_resource
 from vigil.store.db import Database
 from vigil.store.metrics.base import MetricStore
 from vigil.store.models import FindingRecord
@@ -157,19 +158,16 @@ async def forecast_curve(
     ]
     if len(pairs) < 2:
         return None
-    sign = -1.0 if rule.direction == "falling" else 1.0
     last = pairs[-1][0]
-    fc = forecast_exhaustion(
-        [t for t, _ in pairs], [sign * v for _, v in pairs], sign * rule.threshold, now=last
-    )
+    fc = forecast_resource([t for t, _ in pairs], [v for _, v in pairs], rule, last)
     if fc is None:
         return None
-    current = sign * float(fc.current)
+    current = float(fc.current)
     gap = rule.threshold - current
     eta, low, high = float(fc.eta_s), float(fc.low_s), float(fc.high_s)
     span = min(max(eta, 3600.0) * 1.25, MAX_CURVE_S)
     times = [last + span * i / CURVE_POINTS for i in range(CURVE_POINTS + 1)]
-    trend_s = sign * float(fc.trend_per_hour) / 3600.0
+    trend_s = float(fc.trend_per_hour) / 3600.0
     fast = gap / low if low > 0 else trend_s
     slow = gap / high if math.isfinite(high) and high > 0 else 0.0
     expected = [current + trend_s * (t - last) for t in times]
@@ -183,7 +181,7 @@ async def forecast_curve(
         "eta_low_s": low,
         "eta_high_s": high if math.isfinite(high) else None,
         "exhausted_at_ns": int((last + eta) * 1e9),
-        "trend_per_hour": sign * float(fc.trend_per_hour),
+        "trend_per_hour": float(fc.trend_per_hour),
         "fit_quality": float(fc.fit_quality),
         "current": current,
         "curve": {

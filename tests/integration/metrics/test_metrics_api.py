@@ -177,13 +177,13 @@ async def test_findings_list_filters_pages_and_detail(api: Api) -> None:
 
 async def test_series_query_draws_data_band_markers_and_forecast(api: Api) -> None:
     backends = api.backends
-    start = NOW_NS - 24 * HOUR_NS
-    minutes = 24 * 60
+    start = NOW_NS - 30 * HOUR_NS  # more than a day: a trend must span one to be forecast
+    minutes = 30 * 60
     tags = {"host": "web-03", "path": "/var"}
     points, baselines = [], []
     for i in range(minutes):
         t = start + i * 60_000_000_000
-        used = 50.0 + i / 60 * 1.5 + 0.2 * math.sin(i)  # 1.5 %/h: 100 % about 9 h after the end
+        used = 40.0 + i / 60 * 1.5 + 0.2 * math.sin(i)  # 1.5 %/h: 100 % 10 h after the end
         points.append(Point("disk", {"used_percent": used}, tags, t))
         points.append(Point("disk", {"used_percent": 20.0}, {"host": "web-04", "path": "/"}, t))
         baselines.append(baseline_point("disk", "used_percent", tags, t, used - 0.1, used - 2, used + 2, 0.1))
@@ -207,9 +207,9 @@ async def test_series_query_draws_data_band_markers_and_forecast(api: Api) -> No
     [series] = body["series"]
     assert series["key"] == key and series["tags"] == tags
     values = [v for v in series["data"]["values"] if v is not None]
-    assert len(series["data"]["times_ns"]) == 144 and len(values) == 144
+    assert len(series["data"]["times_ns"]) == 180 and len(values) == 180
     band = series["baseline"]
-    assert len(band["expected"]) == 144
+    assert len(band["expected"]) == 180
     assert all(
         lo < ex < hi for lo, ex, hi in zip(band["lower"], band["expected"], band["upper"], strict=True) if ex
     )
@@ -218,7 +218,7 @@ async def test_series_query_draws_data_band_markers_and_forecast(api: Api) -> No
     forecast = series["forecast"]
     assert series["prediction_rule"] == "default:disk_used" and forecast["threshold"] == 100.0
     assert 1.3 < forecast["trend_per_hour"] < 1.7
-    assert 6 * 3600 < forecast["eta_s"] < 12 * 3600
+    assert 8 * 3600 < forecast["eta_s"] < 12 * 3600
     curve = forecast["curve"]
     assert curve["times_ns"][0] < NOW_NS < curve["times_ns"][-1]
     assert all(
@@ -297,19 +297,20 @@ async def test_prediction_rules_from_the_api_drive_the_detect_stage(api: Api) ->
         actions = set((await session.execute(select(AuditEntry.action))).scalars())
     assert {"prediction_rule.create", "prediction_rule.update"} <= actions
 
-    # a queue growing 100/h towards 5,000, and a tmpfs filling (ignored by the second rule)
-    start_s = NOW_NS // 1_000_000_000 - 12 * 3600
+    # for 30 h (a trend must span a day): a queue growing 100/h towards 5,000, and a tmpfs
+    # filling (ignored by the second rule)
+    start_s = NOW_NS // 1_000_000_000 - 30 * 3600
     rng = np.random.default_rng(3)
     messages = []
-    for hour in range(12):
+    for hour in range(30):
         points = []
         for m in range(0, 60, 2):
             t = start_s + hour * 3600 + m * 60
-            depth = 3000 + (t - start_s) / 36 + rng.normal(0, 5)
+            depth = 1000 + (t - start_s) / 36 + rng.normal(0, 5)
             points.append(
                 Point("app_queue", {"depth": depth}, {"host": "mq-1", "queue": "orders-eu"}, t * 10**9)
             )
-            points.append(Point("disk", {"used_percent": 10 + (t - start_s) / 400},
+            points.append(Point("disk", {"used_percent": 10 + (t - start_s) / 2000},
                                 {"host": "mq-1", "path": "/run", "fstype": "tmpfs"}, t * 10**9))  # fmt: skip
         messages.append(codec.encode_points(points))
     await api.backends.bus.ensure_group("test.findings.rules", "test")

@@ -48,7 +48,7 @@ def test_a_leak_opens_near_the_true_time_and_a_cleanup_resolves() -> None:
     x2 = (np.full(len(t2), 20.0) + np.random.default_rng(1).normal(0, 0.2, len(t2))).tolist()
     events = state.feed(DISK, t2, x2, every_s=300)
     assert [e.kind for e in events] == ["resolve"]
-    assert events[0].reason == "no upward trend" and not state.is_open
+    assert events[0].reason == "no trend towards the threshold" and not state.is_open
 
 
 def test_flat_series_back_off_to_hourly_runs() -> None:
@@ -68,7 +68,7 @@ def test_flat_series_back_off_to_hourly_runs() -> None:
 def test_falling_series_forecast_towards_a_floor() -> None:
     assert INODES is not None
     state = PredictState()
-    t, x = _series(12, -2000, 100_000)  # free inodes fall 2,000/h: zero after 50 h
+    t, x = _series(30, -2000, 100_000)  # free inodes fall 2,000/h: zero after 50 h
     events = state.feed(INODES, t, x, every_s=300)
     assert events and events[0].kind == "open"
     fc = events[-1].forecast
@@ -78,7 +78,9 @@ def test_falling_series_forecast_towards_a_floor() -> None:
         tags={"host": "a", "path": "/"}, host="a", service=None,
     )  # fmt: skip
     assert finding.title.startswith("inodes of / on a run out in ~")
-    assert finding.evidence["direction"] == "falling" and finding.evidence["eta_s"] > 30 * 3600
+    true_eta = (50 - (events[-1].time - START) / 3600) * 3600
+    assert finding.evidence["direction"] == "falling"
+    assert abs(finding.evidence["eta_s"] - true_eta) < 0.1 * true_eta
 
 
 def test_saved_state_continues_exactly() -> None:
@@ -112,3 +114,46 @@ def test_severity_by_time_left() -> None:
     assert severity_for(20 * 3600) == "high"
     assert severity_for(2 * 86400) == "medium"
     assert severity_for(6 * 86400) == "low"
+
+
+def _hinge(flat_h: float, ramp_h: float, slope_per_h: float) -> tuple[list[float], list[float]]:
+    rng = np.random.default_rng(4)
+    n = int((flat_h + ramp_h) * 60)
+    t = START + np.arange(n) * 60.0
+    hours = (t - START) / 3600
+    x = 40 + np.clip(hours - flat_h, 0, None) * slope_per_h + rng.normal(0, 0.1, n)
+    return t.tolist(), x.tolist()
+
+
+def test_a_trend_that_starts_late_is_forecast_from_its_start() -> None:
+    assert DISK is not None
+    # flat for 16 h, then filling 7 %/h: the whole window is a hinge, not a line
+    t, x = _hinge(16, 3, 7.0)
+    state = PredictState()
+    events = state.feed(DISK, t, x, every_s=300)
+    assert events and events[0].kind == "open"
+    assert events[0].time - t[0] < 18 * 3600  # within two hours of the start of the trend
+    fc = state.forecast(DISK, state.cur_bucket * BUCKET_S)
+    true_eta = (100 - x[-1]) / 7.0 * 3600
+    assert fc is not None and abs(fc.eta_s - true_eta) < 0.15 * true_eta
+    assert abs(fc.trend_per_hour - 7.0) < 0.5
+
+
+def test_a_daily_cycle_alone_opens_nothing() -> None:
+    assert DISK is not None
+    rng = np.random.default_rng(9)
+    t = START + np.arange(3 * 1440) * 60.0
+    x = 50 + 15 * np.sin(2 * np.pi * (t % 86400) / 86400) + rng.normal(0, 1.0, len(t))
+    state = PredictState()
+    assert state.feed(DISK, t.tolist(), x.tolist(), every_s=300) == []
+
+
+def test_a_cleanup_right_after_a_late_trend_resolves_at_once() -> None:
+    assert DISK is not None
+    t, x = _hinge(16, 3, 7.0)
+    state = PredictState()
+    assert state.feed(DISK, t, x, every_s=300)[0].kind == "open"
+    after = [t[-1] + 60 * (i + 1) for i in range(30)]
+    events = state.feed(DISK, after, [40.0] * len(after), every_s=300)  # cleaned up
+    assert [e.kind for e in events] == ["resolve"]
+    assert events[0].time - t[-1] <= 20 * 60  # at the next run (eta / 20), not once the drop is old

@@ -140,6 +140,18 @@ class DetectOptions:
     review_timeout_s: float = 60.0
     review_concurrency: int = 4
     exclude_measurements: tuple[str, ...] = ("vigil_*",)
+    # "measurement.field" globs not worth scoring: inventory facts (sizes, CPU counts) and
+    # values that only ever step (logged-in users, uptime), whose every change is "unusual"
+    exclude_fields: tuple[str, ...] = (
+        "*.total",
+        "*.inodes_total",
+        "*.n_cpus",
+        "*.n_users",
+        "*.n_unique_users",
+        "*.uptime",
+        "*.uptime_format",
+        "*.boot_time",
+    )
     idle_eviction_s: float = 3600.0  # clean states untouched this long leave memory
     decode_cache: int = 4096  # decoded messages shared by this worker's partitions
 
@@ -159,6 +171,25 @@ class _Decoded:
     error: UnreadableBatch | None
     covered: set[int]  # partitions the split was made for
     pending: set[int]  # held partitions that have not taken their share yet
+
+
+class _FieldFilter:
+    """``name in filter``: whether ``measurement.name`` matches an exclusion glob (cached)."""
+
+    __slots__ = ("_decided", "measurement", "patterns")
+
+    def __init__(self, measurement: str, patterns: tuple[str, ...]) -> None:
+        self.measurement = measurement
+        self.patterns = patterns
+        self._decided: dict[str, bool] = {}
+
+    def __contains__(self, name: object) -> bool:
+        key = str(name)
+        decision = self._decided.get(key)
+        if decision is None:
+            full = f"{self.measurement}.{key}"
+            decision = self._decided[key] = any(fnmatch.fnmatchcase(full, p) for p in self.patterns)
+        return decision
 
 
 def anomaly_severity(peak_score: float, deviation: float) -> str:
@@ -358,8 +389,9 @@ class PartitionConsumer:
                 time_ns = point.time_ns
                 if time_ns is None or worker.excluded(point.measurement):
                     continue
+                skip = worker.excluded_fields(point.measurement)
                 for name, value in point.fields.items():
-                    if type(value) is bool or not isinstance(value, int | float):
+                    if type(value) is bool or not isinstance(value, int | float) or name in skip:
                         continue
                     x = float(value)
                     if not math.isfinite(x):
@@ -743,6 +775,7 @@ class MetricDetector:
         self._keys: dict[tuple[str, str], str] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._excluded: dict[str, bool] = {}
+        self._field_filters: dict[str, _FieldFilter] = {}
         self._rules = DEFAULT_RULESET
         self._rules_at = -math.inf
         for partition in range(self.partitions):
@@ -786,6 +819,13 @@ class MetricDetector:
                 self._tags.clear()
             shared = self._tags[ident] = dict(tags)
         return shared
+
+    def excluded_fields(self, measurement: str) -> _FieldFilter:
+        """The fields of ``measurement`` the options exclude (decided once per field name)."""
+        found = self._field_filters.get(measurement)
+        if found is None:
+            found = self._field_filters[measurement] = _FieldFilter(measurement, self.options.exclude_fields)
+        return found
 
     def excluded(self, measurement: str) -> bool:
         decision = self._excluded.get(measurement)

@@ -16,12 +16,27 @@ not per point:
 
 * while a prediction is open, again after ``eta / 20`` (between ``every_s`` and an hour), so
   "exhausted in 4 h" is re-checked every 12 minutes and "in 5 days" hourly;
-* otherwise after ``every_s`` doubling up to an hour while the series shows no trend.
+* otherwise after ``every_s`` doubling up to an hour while the series shows no trend, and at
+  once when a cheap check sees a trend start (below).
 
-A forecast whose time to the threshold is within the rule's horizon (7 days by default) opens
-a prediction; a materially different estimate (the predicted instant moved by more than a
-quarter of the remaining time, or the severity changed) updates it; ``should_resolve`` (the
-trend is gone, e.g. after a clean-up, or the threshold is now beyond 1.5 horizons) resolves it.
+What is forecast (``forecast_resource``): a resource that was flat for a day and started
+filling two hours ago gives no trend over the whole window (a hinge, not a line). So the last
+6 h, 3 h and 90 minutes are looked at first, each only if its rise is more than
+``ONSET_FACTOR`` times the spread (interquartile range) of the 12 h or more of history before
+it -- a new trend that dwarfs the series' usual movement, where a phase of a daily cycle does
+not -- and the one whose trend fits best (R²) is used (the shortest holds only the new trend
+once it is 90 minutes old). Otherwise ``forecast_exhaustion`` over the whole history, used only
+when its fit spans a day or more: over less, the rising half of a daily cycle (or the rise
+after its nightly fall, which the forecaster takes for a clean-up) looks exactly like a leak.
+So a new series, or one just cleaned up, is forecast after a day, unless a new trend stands out
+as above.
+
+A prediction opens when the forecast fits (R² at least ``MIN_FIT_QUALITY``), the threshold is
+due within the rule's horizon (7 days by default), and even the slow end of the 90% interval
+reaches it within 1.5 horizons; a materially different estimate (the predicted instant moved by
+more than a quarter of the remaining time, or the severity changed) updates it;
+``should_resolve`` (the trend is gone, e.g. after a clean-up, or the threshold is now beyond 1.5
+horizons) resolves it.
 """
 
 from __future__ import annotations
@@ -33,6 +48,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from vigil.analytics.forecast import ExhaustionForecast, forecast_exhaustion, should_resolve
@@ -53,6 +70,11 @@ MAX_RERUN_S = 3600.0
 RESOLVE_MARGIN = 1.5  # resolve only beyond 1.5 horizons, so an estimate near the edge does not flap
 UPDATE_CHANGE = 0.25  # share of the remaining time the predicted instant must move to update
 CONFIDENCE = 0.90
+MIN_FIT_QUALITY = 0.5  # R² of the trend below which a forecast does not open a prediction
+ONSET_FACTOR = 4.0  # a recent rise must exceed this many interquartile ranges of the history
+RECENT_WINDOWS = (72, 36, 18)  # buckets: 6 h, 3 h, 90 minutes
+MIN_OLDER = 144  # buckets (12 h) of history before a recent window needed to judge its rise
+MIN_FIT_SPAN_S = 24 * 3600.0  # a trend over the whole history must span a day (a daily cycle)
 
 EventKind = Literal["open", "update", "resolve"]
 
@@ -174,34 +196,35 @@ class PredictState:
     def feed(
         self, rule: PredictionRule, times: Sequence[float], values: Sequence[float], every_s: float
     ) -> list[PredictionEvent]:
-        """Add points (in time order); forecast whenever a bucket completes and a run is due."""
+        """Add points (in time order); forecast whenever a bucket completes and a run is due
+        (or, with nothing open, a trend seems to start)."""
         events: list[PredictionEvent] = []
+        sign = -1.0 if rule.direction == "falling" else 1.0
         for t, x in zip(times, values, strict=True):
             if not math.isfinite(x):
                 continue
             if self._add(t, x):
                 now = self.cur_bucket * BUCKET_S
-                if now >= self.next_run:
+                if now >= self.next_run or (self.opened_ns is None and self._onset(sign) is not None):
                     event = self.run(rule, now, every_s)
                     if event is not None:
                         events.append(event)
         return events
 
+    def _onset(self, sign: float) -> int | None:
+        """Buckets of the longest recent window whose rise dwarfs the spread before it."""
+        y = sign * np.frombuffer(self.values, dtype=np.float32).astype(np.float64)
+        return recent_onset(y)
+
     def forecast(self, rule: PredictionRule, now: float) -> ExhaustionForecast | None:
         times, values = self.history()
-        if len(times) < 2:
-            return None
-        sign = -1.0 if rule.direction == "falling" else 1.0
-        fc = forecast_exhaustion(
-            times, [sign * v for v in values], sign * rule.threshold, now=now, confidence=CONFIDENCE
-        )
-        return None if fc is None else _to_series_units(fc, sign)
+        return forecast_resource(times, values, rule, now)
 
     def run(self, rule: PredictionRule, now: float, every_s: float) -> PredictionEvent | None:
         fc = self.forecast(rule, now)
         event: PredictionEvent | None = None
         if self.opened_ns is None:
-            if fc is not None and fc.eta_s <= rule.horizon_s:
+            if fc is not None and warrants_prediction(fc, rule):
                 self.opened_ns = int(now * 1e9)
                 self._reported(now, fc)
                 self.misses = 0
@@ -212,13 +235,15 @@ class PredictState:
             opened = self.opened_ns
             self.opened_ns = None
             self.misses = 0
-            reason = "no upward trend" if fc is None else "threshold beyond the horizon"
+            reason = "no trend towards the threshold" if fc is None else "threshold beyond the horizon"
             event = PredictionEvent("resolve", now, fc, opened, reason)
         elif fc is not None:
             predicted = now + fc.eta_s
             previously = self.reported_at + self.reported_eta
             moved = abs(predicted - previously) > UPDATE_CHANGE * max(fc.eta_s, 600.0)
-            if moved or severity_for(fc.eta_s) != self.reported_severity:
+            # "in ~4 h" should not still be the word when 2 h are left
+            halved = fc.eta_s <= 0.5 * self.reported_eta and self.reported_eta >= 1200.0
+            if moved or halved or severity_for(fc.eta_s) != self.reported_severity:
                 self._reported(now, fc)
                 event = PredictionEvent("update", now, fc, self.opened_ns)
         if self.opened_ns is not None and fc is not None:
@@ -282,6 +307,66 @@ class PredictState:
         state.values = array("f")
         state.values.frombytes(data[_HEADER.size + size :])
         return state
+
+
+def _rises(y: npt.NDArray[np.float64], window: int) -> bool:
+    """Whether the last ``window`` values rise (median of the last three minus median of the
+    first three) by more than ``ONSET_FACTOR`` interquartile ranges of the values before them,
+    and still end at the top of the window (a rise followed by a clean-up is no trend)."""
+    if len(y) < window + MIN_OLDER:
+        return False
+    recent, older = y[-window:], y[:-window]
+    q25, q75 = np.percentile(older, [25, 75])
+    spread = max(float(q75 - q25), 1e-9 * max(abs(float(np.median(older))), 1.0))
+    end = float(np.median(recent[-3:]))
+    rise = end - float(np.median(recent[:3]))
+    return rise > ONSET_FACTOR * spread and end >= float(np.percentile(recent, 75))
+
+
+def recent_onset(y: npt.NDArray[np.float64]) -> int | None:
+    """The longest recent window (in buckets) in which a new trend dwarfs the series' usual
+    movement, or None. ``y`` is in the rising direction; NaN (empty buckets) is skipped."""
+    y = y[np.isfinite(y)]
+    return next((window for window in RECENT_WINDOWS if _rises(y, window)), None)
+
+
+def forecast_resource(
+    times: Sequence[float], values: Sequence[float], rule: PredictionRule, now: float
+) -> ExhaustionForecast | None:
+    """The forecast of a resource series towards its rule's threshold (see the module
+    docstring): the whole history, or a recent window when a new trend started there."""
+    if len(times) < 2:
+        return None
+    sign = -1.0 if rule.direction == "falling" else 1.0
+    y = np.asarray(values, dtype=np.float64) * sign
+    t = np.asarray(times, dtype=np.float64)
+    threshold = sign * rule.threshold
+    best: ExhaustionForecast | None = None
+    for window in RECENT_WINDOWS:  # longest first: a tie in fit goes to more data
+        if not _rises(y, window):
+            continue
+        fc = forecast_exhaustion(t[-window:], y[-window:], threshold, now=now, confidence=CONFIDENCE)
+        if (
+            fc is not None
+            and fc.fit_quality >= MIN_FIT_QUALITY
+            and (best is None or fc.fit_quality > best.fit_quality)
+        ):
+            best = fc
+    if best is None:
+        best = forecast_exhaustion(t, y, threshold, now=now, confidence=CONFIDENCE)
+        if best is not None and now - best.fit_start < MIN_FIT_SPAN_S:
+            return None  # less than a day: the rising half of a daily cycle looks just like this
+    return None if best is None else _to_series_units(best, sign)
+
+
+def warrants_prediction(fc: ExhaustionForecast, rule: PredictionRule) -> bool:
+    """Open a prediction: a good fit, due within the horizon, and even the slow end of the 90%
+    interval within 1.5 horizons."""
+    return (
+        fc.fit_quality >= MIN_FIT_QUALITY
+        and fc.eta_s <= rule.horizon_s
+        and fc.high_s <= rule.horizon_s * RESOLVE_MARGIN
+    )
 
 
 def _to_series_units(fc: ExhaustionForecast, sign: float) -> ExhaustionForecast:
