@@ -14,15 +14,21 @@ from vigil.metrics.rules import (
 )
 
 
+def _match(rules: RuleSet, measurement: str, field: str, tags: dict[str, str]) -> PredictionRule:
+    rule = rules.match(measurement, field, tags)
+    assert rule is not None, (measurement, field, tags)
+    return rule
+
+
 def test_default_rules_cover_the_resource_series() -> None:
-    match = DEFAULT_RULESET.match
-    assert match("disk", "used_percent", {"path": "/var"}).id == "default:disk_used"
-    assert match("disk", "inodes_free", {}).direction == "falling"
-    assert match("mem", "used_percent", {}).id == "default:mem_used"
-    assert match("cpu", "usage_idle", {"cpu": "cpu-total"}).threshold == 0.0
-    assert match("cpu", "usage_idle", {"cpu": "cpu3"}) is None  # per-core idle is not a resource
-    assert match("pgbouncer_pool", "used_percent", {}).id == "default:pool_used"
-    assert match("cpu", "usage_user", {}) is None
+    rules = DEFAULT_RULESET
+    assert _match(rules, "disk", "used_percent", {"path": "/var"}).id == "default:disk_used"
+    assert _match(rules, "disk", "inodes_free", {}).direction == "falling"
+    assert _match(rules, "mem", "used_percent", {}).id == "default:mem_used"
+    assert _match(rules, "cpu", "usage_idle", {"cpu": "cpu-total"}).threshold == 0.0
+    assert rules.match("cpu", "usage_idle", {"cpu": "cpu3"}) is None  # per-core idle is not a resource
+    assert _match(rules, "pgbouncer_pool", "used_percent", {}).id == "default:pool_used"
+    assert rules.match("cpu", "usage_user", {}) is None
 
 
 def test_first_matching_rule_decides_and_ignore_excludes() -> None:
@@ -32,7 +38,7 @@ def test_first_matching_rule_decides_and_ignore_excludes() -> None:
     bigger = PredictionRule("rule:2", "90%", "disk", "used_*", threshold=90.0)
     rules = RuleSet.of([custom, bigger, *DEFAULT_RULESET.rules])
     assert rules.match("disk", "used_percent", {"fstype": "tmpfs"}) is None
-    assert rules.match("disk", "used_percent", {"fstype": "ext4"}).threshold == 90.0
+    assert _match(rules, "disk", "used_percent", {"fstype": "ext4"}).threshold == 90.0
     assert rules.version != DEFAULT_RULESET.version
     assert RuleSet.of([custom, bigger]).version == RuleSet.of([custom, bigger]).version
 
