@@ -21,9 +21,11 @@ still read ``ssh2``). Messages whose shape is new go through the token path, whi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from itertools import accumulate, repeat
+from operator import add, itemgetter
+from typing import Any, NamedTuple
 
 WILDCARD = "<*>"
 SOFT_DIGITS = "<#>"
@@ -100,6 +102,7 @@ _KEY_VALUE = re.compile(r"^([^=\s]*[A-Za-z][^=\s]*=)(.+)$")
 
 
 _DIGIT_RUN = re.compile(r"\d+")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 # Building NamedTuples through tuple.__new__ skips their Python-level __new__ (a hot path).
 _new_tuple = tuple.__new__
 _SIMPLE_NUMBER = re.compile(
@@ -113,13 +116,36 @@ _PLACEHOLDER_RUN = re.compile(_PLACEHOLDER + "+")
 _WILDCARD_UNIT = WILDCARD + " "
 _BARE_WILDCARD = (_WILDCARD_UNIT,)
 _OPEN_WILDCARD = ("(" + _WILDCARD_UNIT,)
+_BOOLEANS = frozenset({"true", "false", "null", "TRUE", "FALSE", "NULL", "True", "False"})
+
+# What a token means to the unit folding of "0 bytes" / "6147 bytes (6.00 KB)".
+_PLAIN, _UNIT_WORD, _BARE_NUMBER, _OPEN_NUMBER = 0, 1, 2, 3
 
 Span = tuple[int, int]
-# A token's units (each with its trailing joiner), their keys, the variable spans relative to the
-# token, and whether the token is a unit word ("bytes") that may fold into the number before it.
-_TokenEntry = tuple[tuple[str, ...], tuple[str, ...], tuple[Span, ...], bool]
-# A message plan: units, keys, parameter spans, and the constant digit runs it was built with.
-_Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[Span, ...], tuple[tuple[int, int, str], ...]]
+# A token's units (each with its trailing joiner), their keys, the variable spans in the token,
+# and its kind for unit folding (_PLAIN, _UNIT_WORD, _BARE_NUMBER or _OPEN_NUMBER).
+_TokenEntry = tuple[tuple[str, ...], tuple[str, ...], tuple[Span, ...], int]
+# A message's units, keys and parameter references (see Masker._layout).
+_Layout = tuple[
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[int, int, int, int], ...],
+    tuple[tuple[int, int, int | None], ...] | None,
+]
+
+
+class _Plan(NamedTuple):
+    """How every message of one digit shape masks: its units and keys, a getter that cuts the
+    parameters out of a message (``None`` without parameters), and a getter for the parts outside
+    the parameters that hold digits, with their values when the plan was made (a message whose
+    digits differ there, e.g. ``ssh3`` for ``ssh2``, needs a plan of its own)."""
+
+    units: tuple[str, ...]
+    keys: tuple[str, ...]
+    params_of: Callable[[str], Any] | None
+    param_count: int
+    constants_of: Callable[[str], Any] | None
+    constants: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +174,11 @@ class Masked(NamedTuple):
 
 
 class Masker:
-    """Masks the variables of a message and cuts it into units (see the module docstring)."""
+    """Masks the variables of a message and cuts it into units (see the module docstring).
+
+    Every cache lives in the instance and holds at most ``cache_size`` entries (a full cache is
+    emptied and refills), so a fresh masker starts cold and a long-running one stays bounded.
+    """
 
     def __init__(self, extra_patterns: Sequence[MaskPattern] = (), cache_size: int = 50_000) -> None:
         self._extra = tuple(extra_patterns)
@@ -156,12 +186,20 @@ class Masker:
         self._user_re = (
             re.compile("|".join(f"(?:{p.regex})" for p in self._extra)) if self._extra else None
         )
-        self._token_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _TOKEN_PATTERNS))
-        self._cache_size = cache_size
-        self._tokens: dict[str, _TokenEntry] = {}
-        self._shapes: dict[bytes, list[Span]] = {}
-        self._shaped: dict[bytes, _TokenEntry] = {}
+        self._cache_size = max(cache_size, 1)
+        # message digit shape -> plan
         self._plans: dict[bytes, _Plan] = {}
+        # Token entries are numbered; a token finds its number by its digit shape when its entry
+        # is the same for every token of that shape, otherwise by its text (``ssh2``).
+        self._entries: list[_TokenEntry] = []
+        self._entry_ids: dict[_TokenEntry, int] = {}
+        self._shape_ids: dict[bytes, int] = {}
+        self._token_ids: dict[str, int] = {}
+        # entry numbers of a message's tokens -> its layout
+        self._layouts: dict[tuple[int, ...], _Layout] = {}
+        # token digit shape -> variable spans
+        self._spans: dict[bytes, list[Span]] = {}
+        self._soft_keys: dict[str, str] = {}
 
     @property
     def extra_patterns(self) -> tuple[MaskPattern, ...]:
@@ -174,95 +212,216 @@ class Masker:
             work = self._user_re.sub(_blank, message)
         shape = work.encode("utf-8", "surrogatepass").translate(_SHAPE)
         plan = self._plans.get(shape)
-        if plan is not None:
-            units, keys, spans, constants = plan
-            if not constants or all(message[a:b] == text for a, b, text in constants):
-                return _new_tuple(Masked, (units, keys, tuple([message[a:b] for a, b in spans])))
-        if _CLOCK_RE.search(work):
+        if plan is not None and plan is not _SEEN_ONCE:
+            units, keys, params_of, count, constants_of, constants = plan
+            if constants_of is None or constants_of(message) == constants:
+                if count > 1:
+                    params = params_of(message)  # type: ignore[misc]
+                elif count:
+                    params = (params_of(message),)  # type: ignore[misc]
+                else:
+                    params = ()
+                return _new_tuple(Masked, (units, keys, params))
+        return self._mask_new_shape(message, work, shape, plan is not None)
+
+    def _mask_new_shape(self, message: str, work: str, shape: bytes, seen: bool) -> Masked:
+        """Mask a message whose shape has no plan that fits. A plan is made the second time a
+        shape comes (most shapes come once: a plan would cost more than it saves)."""
+        if len(self._shape_ids) + len(self._token_ids) + len(self._layouts) >= self._cache_size:
+            self._clear_token_caches()
+        token_shapes = shape
+        # The timestamp patterns all hold "d:dd:dd"; in an ASCII message's shape that reads "0:00:00".
+        if b"0:00:00" in shape if work.isascii() else _CLOCK_RE.search(work) is not None:
             work = self._line_re.sub(_blank, work)
-        units_list, keys_list, spans_list = self._mask_tokens(work)
-        plan = (tuple(units_list), tuple(keys_list), tuple(spans_list), _constant_digits(message, spans_list))
+            token_shapes = work.encode("utf-8", "surrogatepass").translate(_SHAPE)
+        tokens = work.split()
+        shapes = token_shapes.split()
+        if len(shapes) != len(tokens):
+            # Whitespace that bytes.split does not know (U+00A0, U+001C...): shape each token.
+            shapes = [token.encode("utf-8", "surrogatepass").translate(_SHAPE) for token in tokens]
+        ids: list[Any] = list(map(self._shape_ids.get, shapes))
+        if None in ids:
+            token_ids = self._token_ids
+            for index, entry_id in enumerate(ids):
+                if entry_id is None:
+                    token = tokens[index]
+                    entry_id = token_ids.get(token)
+                    ids[index] = self._new_entry_id(token, shapes[index]) if entry_id is None else entry_id
+        key: tuple[int, ...] = tuple(ids)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layouts[key] = self._layout(key)
+        units, keys, refs, token_refs = layout
+        if not seen:
+            self._plans[shape] = _SEEN_ONCE
+            if token_refs is not None and work is message:
+                # Every parameter lies inside one token: cut it out of the token.
+                return _new_tuple(Masked, (units, keys, tuple([tokens[i][a:b] for i, a, b in token_refs])))
+        spans: list[Span] = []
+        if refs:
+            lengths = list(map(len, tokens))
+            if sum(lengths) + len(lengths) - 1 == len(work):
+                # One whitespace character between tokens: starts follow from the lengths.
+                starts = list(accumulate(map(add, lengths, repeat(1)), initial=0))
+            else:
+                starts = []
+                position = 0
+                for token in tokens:
+                    position = work.find(token, position)
+                    starts.append(position)
+                    position += len(token)
+            spans = [(starts[i] + a, starts[j] + lengths[j] + b) for i, a, j, b in refs]
+        if seen:
+            self._remember_plan(message, shape, units, keys, spans)
+        return _new_tuple(Masked, (units, keys, tuple([message[a:b] for a, b in spans])))
+
+    def _remember_plan(
+        self, message: str, shape: bytes, units: tuple[str, ...], keys: tuple[str, ...], spans: list[Span]
+    ) -> None:
+        params_of = itemgetter(*[slice(a, b) for a, b in spans]) if spans else None
+        # Outside the parameters, a message of the same shape differs only in its digits.
+        segments = []
+        end = 0
+        if message.isascii():
+            # Positions in the shape are positions in the message, and every digit reads "0".
+            for start, stop in spans:
+                if start > end and shape.find(b"0", end, start) >= 0:
+                    segments.append(slice(end, start))
+                end = stop
+            if shape.find(b"0", end) >= 0:
+                segments.append(slice(end, len(message)))
+        else:
+            for start, stop in spans:
+                if start > end and _ASCII_DIGIT.search(message, end, start):
+                    segments.append(slice(end, start))
+                end = stop
+            if _ASCII_DIGIT.search(message, end):
+                segments.append(slice(end, len(message)))
+        constants_of = itemgetter(*segments) if segments else None
+        constants = constants_of(message) if constants_of is not None else None
         if len(self._plans) >= self._cache_size:
             self._plans.clear()
-        self._plans[shape] = plan
-        return Masked(plan[0], plan[1], tuple([message[a:b] for a, b in spans_list]))
+        self._plans[shape] = _new_tuple(_Plan, (units, keys, params_of, len(spans), constants_of, constants))
 
-    def _mask_tokens(self, work: str) -> tuple[list[str], list[str], list[Span]]:
+    def _clear_token_caches(self) -> None:
+        # Entry numbers are only meaningful together, so these caches are emptied together.
+        self._entries.clear()
+        self._entry_ids.clear()
+        self._shape_ids.clear()
+        self._token_ids.clear()
+        self._layouts.clear()
+        self._spans.clear()
+        self._soft_keys.clear()
+
+    def _new_entry_id(self, token: str, shape: bytes) -> int:
+        size = len(token)
+        if token.isalpha() and token not in _BOOLEANS:
+            # A plain word (most tokens): no pattern can match inside it.
+            word_unit = (token + " ",)
+            kind = _UNIT_WORD if token in _UNIT_LETTERS or token.lower() in _UNIT_WORDS else _PLAIN
+            return self._entry_id((word_unit, word_unit, (), kind), token, shape)
+        simple = _SIMPLE_NUMBER.fullmatch(token) or _SIMPLE_PATH.fullmatch(token)
+        if simple is not None:
+            # A lone number, hex value or path with brackets or punctuation around it: what
+            # _token_entry would find, without its general scan (one-off hex values are common).
+            start, end = simple.span("value")
+            unit = token[:start] + WILDCARD + token[end:] + " "
+            units: tuple[str, ...] = (unit,)
+            keys = units
+            kind = _PLAIN
+            if units == _BARE_WILDCARD:
+                kind = _BARE_NUMBER
+            elif units == _OPEN_WILDCARD:
+                kind = _OPEN_NUMBER
+            return self._entry_id((units, keys, ((start, end - size),), kind), token, shape)
+        units, keys, spans, kind = self._token_entry(token, simple_tried=True)
+        # Span ends counted from the token's end: "(123)" and "(45678)" share one entry.
+        entry = (units, keys, tuple([(a, b - size) for a, b in spans]), kind)
+        if _DIGIT.search("".join(units)):
+            # Digits outside the variables ("ssh2"): other tokens of this shape read differently.
+            return self._entry_id(entry, token, None)
+        return self._entry_id(entry, token, shape)
+
+    def _entry_id(self, entry: _TokenEntry, token: str, shape: bytes | None) -> int:
+        """Number ``entry`` and file it under ``shape``, or under ``token`` if ``shape`` is None."""
+        entry_id = self._entry_ids.get(entry)
+        if entry_id is None:
+            entry_id = self._entry_ids[entry] = len(self._entries)
+            self._entries.append(entry)
+        if shape is None:
+            self._token_ids[token] = entry_id
+        else:
+            self._shape_ids[shape] = entry_id
+        return entry_id
+
+    def _layout(self, ids: tuple[int, ...]) -> _Layout:
+        """Units, keys and parameter references of a message whose tokens have these entries.
+
+        A reference ``(i, a, j, b)`` is the span from ``a`` characters after the start of token
+        ``i`` to ``b`` (<= 0) characters from the end of token ``j``. When every parameter lies
+        in one token, they are also given as slices ``(i, a, b or None)`` of their tokens.
+        """
+        entries = self._entries
         units: list[str] = []
         keys: list[str] = []
-        spans: list[Span] = []
-        cached = self._tokens.get
-        position = 0
+        refs: list[tuple[int, int, int, int]] = []
         # Folding "0 bytes", "<1 sec" and "6147 bytes (6.00 KB)" into one variable: token
         # indexes of the last bare number, of a number that took its unit, and of a "(<*>" after it.
         bare = folded = echo = -2
-        number_units = number_spans = 0
-        for index, token in enumerate(work.split()):
-            start = work.find(token, position)
-            position = start + len(token)
-            entry = cached(token) or self._cached_entry(token)
-            token_units = entry[0]
-            if entry[3]:
+        number_units = number_refs = 0
+        for index, entry_id in enumerate(ids):
+            entry_units, entry_keys, entry_spans, kind = entries[entry_id]
+            if kind == _UNIT_WORD:
+                token = entry_units[0][:-1]  # a unit word is one unit: the token itself
                 # Punctuation after the unit stays in the template ("<*>, got", "free <*>)"),
                 # except the ")" that closes an echo "(6.00 KB)".
                 closes_echo = echo == index - 1 and token.rstrip(",;:.")[-1] == ")"
-                word = token.rstrip(",;:.") if closes_echo else token.rstrip(",;:.)]}'\"")
                 if bare == index - 1 or closes_echo:
+                    word = token.rstrip(",;:.") if closes_echo else token.rstrip(",;:.)]}'\"")
                     trailing = token[len(word) :]
-                    spans[number_spans] = (spans[number_spans][0], position - len(trailing))
-                    del units[number_units + 1 :], keys[number_units + 1 :], spans[number_spans + 1 :]
+                    first = refs[number_refs]
+                    refs[number_refs] = (first[0], first[1], index, -len(trailing))
+                    del units[number_units + 1 :], keys[number_units + 1 :], refs[number_refs + 1 :]
                     units[number_units] = keys[number_units] = WILDCARD + trailing + " "
                     if bare == index - 1:
                         folded = index
                     continue
-            if token_units is _BARE_WILDCARD:
+            elif kind == _BARE_NUMBER:
                 bare = index
                 number_units = len(units)
-                number_spans = len(spans)
-            elif token_units is _OPEN_WILDCARD and folded == index - 1:
+                number_refs = len(refs)
+            elif kind == _OPEN_NUMBER and folded == index - 1:
                 echo = index
-            units += token_units
-            keys += entry[1]
-            if entry[2]:
-                for a, b in entry[2]:
-                    spans.append((start + a, start + b))
+            units += entry_units
+            keys += entry_keys
+            for a, b in entry_spans:
+                refs.append((index, a, index, b))
         if units:
             units[-1] = units[-1][:-1]
             keys[-1] = keys[-1][:-1]
-        return units, keys, spans
+        unit_tuple = tuple(units)
+        token_refs = None
+        if all(i == j for i, _, j, _ in refs):
+            token_refs = tuple([(i, a, b if b < 0 else None) for i, a, _, b in refs])
+        return unit_tuple, unit_tuple if keys == units else tuple(keys), tuple(refs), token_refs
 
-    def _cached_entry(self, token: str) -> _TokenEntry:
-        shape = token.encode("utf-8", "surrogatepass").translate(_SHAPE)
-        entry = self._shaped.get(shape)
-        if entry is not None:
-            return entry
-        entry = self._token_entry(token)
-        if entry[2] and not _DIGIT.search("".join(entry[0])):
-            # Variables with no digit left around them ("blk_<*>", "<*>:"): every token of this
-            # digit shape masks the same way, so remember the shape rather than the one-off token.
-            if len(self._shaped) >= self._cache_size:
-                self._shaped.clear()
-            self._shaped[shape] = entry
-        elif not entry[2]:
-            if len(self._tokens) >= self._cache_size:
-                self._tokens.clear()
-            self._tokens[token] = entry
-        return entry
-
-    def _token_entry(self, token: str) -> _TokenEntry:
-        token_units, spans = self._mask_token(token)
+    def _token_entry(self, token: str, simple_tried: bool = False) -> _TokenEntry:
+        token_units, spans = self._mask_token(token, simple_tried)
         units = (*token_units[:-1], token_units[-1] + " ")
-        # Shared tuples let the token loop recognise a bare number or "(<*>" by identity.
         if units == _BARE_WILDCARD:
-            units = _BARE_WILDCARD
-        elif units == _OPEN_WILDCARD:
-            units = _OPEN_WILDCARD
-        keys = units if not _DIGIT.search("".join(units)) else tuple(_soft_key(u) for u in units)
+            return _BARE_WILDCARD, _BARE_WILDCARD, tuple(spans), _BARE_NUMBER
+        if units == _OPEN_WILDCARD:
+            return _OPEN_WILDCARD, _OPEN_WILDCARD, tuple(spans), _OPEN_NUMBER
+        keys = units if not _DIGIT.search("".join(units)) else tuple(self._soft_key(u) for u in units)
         word = token.rstrip(",;:.").rstrip(")")
-        return units, keys, tuple(spans), word in _UNIT_LETTERS or word.lower() in _UNIT_WORDS
+        unit_word = word in _UNIT_LETTERS or word.lower() in _UNIT_WORDS
+        return units, keys, tuple(spans), _UNIT_WORD if unit_word else _PLAIN
 
-    def _mask_token(self, token: str) -> tuple[tuple[str, ...], list[Span]]:
-        """Mask one whitespace-free token: its units (without the trailing joiner) and spans."""
+    def _mask_token(self, token: str, simple_tried: bool = False) -> tuple[tuple[str, ...], list[Span]]:
+        """Mask one whitespace-free token: its units (without the trailing joiner) and spans.
+
+        ``simple_tried``: the caller knows the token is no lone number or path (_SIMPLE_*).
+        """
         if token in _EMPTY_VALUES:
             # A bare "()" or "[]" is a value that happens to be empty ("from 1.2.3.4 () at").
             return (token[0] + WILDCARD + token[1],), [(1, 1)]
@@ -270,7 +429,7 @@ class Masker:
         if not has_placeholder and not _MAYBE_VARIABLE.search(token):
             return _split_key_value(token), []
         simple = None
-        if not has_placeholder:
+        if not has_placeholder and not simple_tried:
             simple = _SIMPLE_NUMBER.fullmatch(token) or _SIMPLE_PATH.fullmatch(token)
         if simple is not None:
             # The common one-off shapes (0x1b70b860, 003a90fc, (35591533), /a/b/c:) match no other
@@ -282,13 +441,10 @@ class Masker:
             spans = _union(spans)
         else:
             shape = token.encode("utf-8", "surrogatepass").translate(_SHAPE)
-            cached = self._shapes.get(shape)
+            cached = self._spans.get(shape)
             if cached is None:
                 # Same spans for every token of this digit shape: scan the shape itself.
-                cached = self._find_spans(shape.decode("utf-8", "surrogatepass"))
-                if len(self._shapes) >= self._cache_size:
-                    self._shapes.clear()
-                self._shapes[shape] = cached
+                cached = self._spans[shape] = self._find_spans(shape.decode("utf-8", "surrogatepass"))
             spans = cached
         if len(spans) == 1 and spans[0] == (0, len(token)):
             return (WILDCARD,), spans
@@ -302,12 +458,15 @@ class Masker:
         return _split_key_value("".join(pieces)), spans
 
     def _find_spans(self, token: str) -> list[Span]:
+        scanner = _scanner(_possible_patterns(token))
+        if scanner is None:
+            return []
         spans: list[Span] = []
-        for match in self._token_re.finditer(token):
+        for match in scanner.finditer(token):
             kind = match.lastgroup
             start, end = match.span()
-            text = match.group(0)
             if kind in _NEEDS_DIGIT:
+                text = match.group(0)
                 if not _DIGIT.search(text):
                     continue
                 if kind == "ident" and not _LONG_DIGIT_RUN.search(text):
@@ -326,6 +485,65 @@ class Masker:
                 spans.append((start, end))
         return spans
 
+    def _soft_key(self, unit: str) -> str:
+        key = self._soft_keys.get(unit)
+        if key is None:
+            if _DIGIT.search(unit):
+                key = _DIGIT_RUN.sub(SOFT_DIGITS, unit.replace(WILDCARD, "\x00")).replace("\x00", WILDCARD)
+            else:
+                key = unit
+            self._soft_keys[unit] = key
+        return key
+
+
+# Marks a message shape seen once, without a plan yet (see Masker._mask_new_shape).
+_SEEN_ONCE: Any = object()
+
+# Compiled scanners by which token patterns they hold. This is compiled code, not data: a scanner
+# depends only on its key (one of at most 2**15), like the entries of the re module's own cache.
+_SCANNERS: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
+
+
+def _scanner(possible: tuple[bool, ...]) -> re.Pattern[str] | None:
+    """The token patterns flagged in ``possible`` as one alternation (``None`` if there are none).
+
+    Leaving out patterns that cannot match anywhere in a token changes no match (the scan still
+    takes the leftmost match, the first pattern first) and makes the scan several times cheaper.
+    """
+    try:
+        return _SCANNERS[possible]
+    except KeyError:
+        pass
+    enabled = [f"(?P<{name}>{rx})" for (name, rx), on in zip(_TOKEN_PATTERNS, possible, strict=True) if on]
+    scanner = re.compile("|".join(enabled)) if enabled else None
+    _SCANNERS[possible] = scanner
+    return scanner
+
+
+def _possible_patterns(token: str) -> tuple[bool, ...]:
+    """For each of _TOKEN_PATTERNS, in order: whether the token has what a match needs."""
+    colon = ":" in token
+    dash = "-" in token
+    dots = token.count(".")
+    size = len(token)
+    return (
+        "=" in token,  # kv: a value after "="
+        "://" in token,  # url
+        "@" in token,  # email
+        dash and size >= 36,  # uuid
+        size >= 17 and (colon or dash),  # mac
+        dots >= 3,  # ipv4
+        colon,  # ipv6
+        colon,  # hostport
+        dots >= 2,  # fqdn
+        "/" in token or "\\" in token,  # path
+        "_" in token,  # ident
+        dots > 0 and "v" in token,  # version
+        size >= 8,  # hex
+        "ru" in token or "RU" in token or "als" in token or "ALS" in token or "ul" in token or "UL" in token,
+        _DIGIT.search(token) is not None,  # number
+    )
+
 
 def _blank(match: re.Match[str]) -> str:
     # Same length as the match, so offsets into the original message stay valid.
@@ -342,36 +560,6 @@ def _union(spans: list[Span]) -> list[Span]:
     return merged
 
 
-def _constant_digits(message: str, spans: list[Span]) -> tuple[tuple[int, int, str], ...]:
-    """Digit runs outside every variable span: a plan only fits messages that repeat them."""
-    found = []
-    index = 0
-    for match in _DIGIT_RUN.finditer(message):
-        start, end = match.span()
-        while index < len(spans) and spans[index][1] <= start:
-            index += 1
-        if index < len(spans) and spans[index][0] <= start:
-            continue
-        found.append((start, end, match.group()))
-    return tuple(found)
-
-
-_SOFT_KEYS: dict[str, str] = {}
-
-
-def _soft_key(unit: str) -> str:
-    key = _SOFT_KEYS.get(unit)
-    if key is None:
-        if _DIGIT.search(unit):
-            key = _DIGIT_RUN.sub(SOFT_DIGITS, unit.replace(WILDCARD, "\x00")).replace("\x00", WILDCARD)
-        else:
-            key = unit
-        if len(_SOFT_KEYS) > 50_000:
-            _SOFT_KEYS.clear()
-        _SOFT_KEYS[unit] = key
-    return key
-
-
 def _split_key_value(token: str) -> tuple[str, ...]:
     if "=" not in token:
         return (token,)
@@ -379,5 +567,3 @@ def _split_key_value(token: str) -> tuple[str, ...]:
     if match is None:
         return (token,)
     return match.group(1), match.group(2)
-
-

@@ -22,7 +22,10 @@ Everything is deterministic for a given input order, and a snapshot holds the wh
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from vigil.analytics.logtemplates.masking import SOFT_DIGITS, WILDCARD, Masked, Masker, MaskPattern
@@ -33,6 +36,9 @@ Change = Literal["new", "changed", "none"]
 _new_tuple = tuple.__new__
 
 SNAPSHOT_VERSION = 1
+# Message patterns (masked keys) remembered per miner; the oldest is forgotten beyond this. A
+# forgotten pattern costs one template lookup when it comes back (and maps to the same template).
+LEAF_LIMIT = 50_000
 # Delimiters at which a learned variable may keep a common prefix or suffix ("node-<*>").
 _AFFIX_DELIMITERS = frozenset("-_.:=/#@([{<'\"")
 _AFFIX_CLOSERS = frozenset(")]}>'\".,;:")
@@ -117,7 +123,7 @@ class _Template:
         self.count = count
         self.successor = successor
         self.version = version
-        self.siblings: list[tuple[tuple[Any, ...], str]] = []
+        self.siblings: list[tuple[Any, ...]] = []  # the sibling keys it is registered under
         self.set_units(units)
 
     def set_units(self, units: tuple[str, ...]) -> None:
@@ -130,6 +136,48 @@ class _Template:
         )
 
 
+# Stands for "no template yet" in a leaf: its version never equals a leaf's version.
+_UNSET = _Template(0, (), (), version=-2)
+
+
+class _Leaf:
+    """A message pattern's template, and what lets the next message of the pattern skip ``_add``.
+
+    After ``_add`` has handled a message of this pattern, ``template`` is the template it resolved
+    to at ``version``. While that version stands, another message of the pattern changes nothing
+    unless it differs from ``watched`` at the ``watch`` positions: numbered names still shown
+    literally (they would become variables) and learned variables with a prefix or suffix (a value
+    that does not fit would widen them). Everywhere else a pattern's units are fixed by its key.
+    """
+
+    __slots__ = ("template", "template_id", "version", "watch", "watched")
+
+    def __init__(self, template_id: int) -> None:
+        self.template_id = template_id  # as first found; resolve it for the current template
+        self.template = _UNSET
+        self.version = -1
+        self.watch: Callable[[tuple[str, ...]], Any] | None = None
+        self.watched: Any = None
+
+    def arm(self, template: _Template, units: tuple[str, ...]) -> None:
+        self.template = template
+        self.version = template.version
+        positions = (*template.soft, *sorted(template.affixes))
+        if positions:
+            expected = list(units)
+            for position in template.soft:
+                expected[position] = template.units[position]
+            self.watch = itemgetter(*positions)
+            self.watched = self.watch(expected)
+        else:
+            self.watch = self.watched = None
+
+    def forget(self) -> None:
+        # Cached messages check that their leaf still points at their template.
+        self.template = _UNSET
+        self.version = -1
+
+
 class TemplateMiner:
     """Online, incremental log template miner. See the package docstring for the API."""
 
@@ -139,14 +187,19 @@ class TemplateMiner:
         self._templates: dict[int, _Template] = {}
         self._by_key: dict[tuple[str, ...], _Template] = {}
         self._learned_sets: dict[int, list[tuple[int, ...]]] = {}
-        # sibling key (position, key units with that position blanked) -> value -> template ids
-        self._siblings: dict[tuple[Any, ...], dict[str, set[int]]] = {}
-        self._leaves: dict[tuple[str, ...], int] = {}
+        # sibling key (position, key units before and after it, joiner) -> value there -> template
+        # id. Live templates have distinct keys, so a group holds one template per value.
+        self._siblings: dict[tuple[Any, ...], dict[str, int]] = {}
+        # masked key -> leaf, oldest first (see LEAF_LIMIT)
+        self._leaves: dict[tuple[str, ...], _Leaf] = {}
+        self._leaf_order: deque[tuple[str, ...]] = deque()
+        self._leaf_limit = LEAF_LIMIT
         self._next_id = 1
         self._changed: set[int] = set()
-        # message -> (template, its version then, parameters, masked message)
-        self._message_cache: dict[str, tuple[_Template, int, tuple[str, ...], Masked]] = {}
-        self._message_cache_size = max(self.config.message_cache_size, 1)
+        # message -> (template, its version then, parameters, masked message, leaf)
+        self._message_cache: dict[str, tuple[_Template, int, tuple[str, ...], Masked, _Leaf]] = {}
+        self._message_cache_size = max(self.config.message_cache_size, 0)
+        self._unit_classes: dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------- API
 
@@ -155,38 +208,38 @@ class TemplateMiner:
         cache = self._message_cache
         cached = cache.get(message)
         if cached is not None:
-            template, version, params, masked = cached
-            if template.version == version:
+            template, version, params, masked, cached_leaf = cached
+            if template.version == version and cached_leaf.template is template:
                 template.count += 1
                 return _new_tuple(Match, (template.template_id, template.text, params, "none"))
         else:
             masked = self._masker.mask(message)
-        template_id = self._leaves.get(masked[1])
-        if template_id is not None:
-            template = self._templates[template_id]
-            if template.successor is None and not template.soft and not template.learned:
-                # The common case: a known message shape of a template that has no variables
-                # to learn from this line.
+        leaf = self._leaves.get(masked[1])
+        if leaf is not None:
+            template = leaf.template
+            watch = leaf.watch
+            if template.version == leaf.version and (watch is None or watch(masked[0]) == leaf.watched):
+                # The common case: a known message pattern whose template this line cannot change.
                 template.count += 1
-                params = masked[2]
-                if len(cache) >= self._message_cache_size:
-                    cache.clear()
-                cache[message] = (template, template.version, params, masked)
-                return _new_tuple(Match, (template_id, template.text, params, "none"))
-        return self._add(message, masked, template_id)
+                params = masked[2] if not template.learned else self._parameters(template, masked)
+                if self._message_cache_size:
+                    if len(cache) >= self._message_cache_size:
+                        cache.clear()
+                    cache[message] = (template, template.version, params, masked, leaf)
+                return _new_tuple(Match, (template.template_id, template.text, params, "none"))
+        return self._add(message, masked, leaf)
 
-    def _add(self, message: str, masked: Masked, template_id: int | None) -> Match:
+    def _add(self, message: str, masked: Masked, leaf: _Leaf | None) -> Match:
         self._changed.clear()
         change: Change = "none"
-        if template_id is None:
+        if leaf is None:
             found = self._lookup(masked.key)
             if found is None:
                 found = self._create(masked)
                 # A new template that merged straight into an older one changed that one.
                 change = "new" if found.template_id == self._next_id - 1 else "changed"
-            self._leaves[masked.key] = found.template_id
-            template_id = found.template_id
-        template = self._resolve(template_id)
+            leaf = self._add_leaf(masked.key, found.template_id)
+        template = self._resolve(leaf.template_id)
         if change == "none":
             if template.soft:
                 template = self._generalise_soft(template, masked.units)
@@ -196,15 +249,16 @@ class TemplateMiner:
         if change == "none" and template.template_id in self._changed:
             change = "changed"
         params = self._parameters(template, masked)
-        self._remember(message, masked, template, params)
+        leaf.arm(template, masked.units)
+        self._remember(message, masked, template, params, leaf)
         return Match(template.template_id, template.text, params, change)
 
     def match(self, message: str) -> Match | None:
         """Classify ``message`` without learning; ``None`` if no template fits it."""
         masked = self._masker.mask(message)
-        template_id = self._leaves.get(masked.key)
-        if template_id is not None:
-            template: _Template | None = self._resolve(template_id)
+        leaf = self._leaves.get(masked.key)
+        if leaf is not None:
+            template: _Template | None = self._resolve(leaf.template_id)
         else:
             template = self._lookup(masked.key)
         if template is None:
@@ -250,7 +304,7 @@ class TemplateMiner:
                 for t in sorted(self._templates.values(), key=lambda t: t.template_id)
             ],
             "learned_sets": [[n, [list(s) for s in sets]] for n, sets in self._learned_sets.items()],
-            "leaves": [[list(units), tid] for units, tid in self._leaves.items()],
+            "leaves": [[list(units), leaf.template_id] for units, leaf in self._leaves.items()],
         }
 
     @classmethod
@@ -275,7 +329,7 @@ class TemplateMiner:
         for length, sets in snapshot["learned_sets"]:
             miner._learned_sets[int(length)] = [tuple(s) for s in sets]
         for units, tid in snapshot["leaves"]:
-            miner._leaves[tuple(units)] = int(tid)
+            miner._add_leaf(tuple(units), int(tid))
         # Sibling groups are derived data: rebuilding them in id order reproduces the original
         # insertion order, which is all that determinism needs.
         for template in sorted(miner._templates.values(), key=lambda t: t.template_id):
@@ -297,6 +351,13 @@ class TemplateMiner:
         for visited in path[:-1]:
             visited.successor = template.template_id
         return template
+
+    def _add_leaf(self, key: tuple[str, ...], template_id: int) -> _Leaf:
+        leaf = self._leaves[key] = _Leaf(template_id)
+        self._leaf_order.append(key)
+        if len(self._leaf_order) > self._leaf_limit:
+            self._leaves.pop(self._leaf_order.popleft()).forget()
+        return leaf
 
     def _lookup(self, units: tuple[str, ...]) -> _Template | None:
         found = self._by_key.get(units)
@@ -321,34 +382,40 @@ class TemplateMiner:
 
     def _register_siblings(self, template: _Template, allow_merge: bool) -> None:
         key = template.key
-        classes = [_unit_class(unit) for unit in key]
-        anchors = [i for i, c in enumerate(classes) if c & _ANCHOR]
+        known = self._unit_classes
+        classes = [known.get(unit) for unit in key]
+        if None in classes:
+            if len(known) >= _UNIT_CLASS_LIMIT:
+                known.clear()
+            classes = [known.get(unit) or self._new_unit_class(unit) for unit in key]
+        anchors = [i for i, c in enumerate(classes) if c & _ANCHOR]  # type: ignore[operator]
         if not anchors:
             return
         lone_anchor = anchors[0] if len(anchors) == 1 else -1
         trigger: tuple[Any, ...] | None = None
         threshold = self.config.variable_threshold
+        siblings = self._siblings
+        registered = template.siblings
+        template_id = template.template_id
         for position in range(1, len(key)):
-            if not classes[position] & _CANDIDATE or position == lone_anchor:
+            if not classes[position] & _CANDIDATE or position == lone_anchor:  # type: ignore[operator]
                 continue
             unit = key[position]
-            sibling_key = (position, key[:position], key[position + 1 :], unit[-1] == " ")
-            value = _content(unit)
-            group = self._siblings.get(sibling_key)
+            spaced = unit[-1] == " "
+            sibling_key = (position, key[:position], key[position + 1 :], spaced)
+            value = unit[:-1] if spaced else unit
+            group = siblings.get(sibling_key)
             if group is None:
-                group = self._siblings[sibling_key] = {}
-            members = group.get(value)
-            if members is None:
-                group[value] = {template.template_id}
+                siblings[sibling_key] = {value: template_id}
             else:
-                members.add(template.template_id)
-            template.siblings.append((sibling_key, value))
-            if trigger is None and len(group) > 1 and (len(group) >= threshold or self._is_variable(group)):
-                trigger = sibling_key
+                group[value] = template_id
+                if trigger is None and (len(group) >= threshold or self._is_variable(group)):
+                    trigger = sibling_key
+            registered.append(sibling_key)
         if allow_merge and trigger is not None:
             self._learn(trigger)
 
-    def _is_variable(self, group: dict[str, set[int]]) -> bool:
+    def _is_variable(self, group: dict[str, int]) -> bool:
         # A value that fits the pattern of a masked sibling ("pwd" next to "<*>", "chdir(pwd)"
         # next to "chdir(<*>)") is data the masking did not recognise. Otherwise a position
         # needs enough distinct values to tell a variable from a few alternative wordings.
@@ -358,21 +425,25 @@ class TemplateMiner:
             return False
         for masked_value in group:
             if WILDCARD in masked_value:
-                pattern = _value_pattern(masked_value)
-                if any(v != masked_value and pattern.fullmatch(v) for v in group):
+                parts = masked_value.split(WILDCARD)
+                if any(v != masked_value and _fits_parts(v, parts) for v in group):
                     return True
         return False
 
+    def _new_unit_class(self, unit: str) -> int:
+        flags = _unit_class(unit)
+        self._unit_classes[unit] = flags
+        return flags
+
     def _unregister_siblings(self, template: _Template) -> None:
-        for sibling_key, value in template.siblings:
+        # Called before a merge changes the template's key: its values are still those registered.
+        for sibling_key in template.siblings:
             group = self._siblings.get(sibling_key)
             if group is None:
                 continue
-            members = group.get(value)
-            if members is not None:
-                members.discard(template.template_id)
-                if not members:
-                    del group[value]
+            value = _content(template.key[sibling_key[0]])
+            if group.get(value) == template.template_id:
+                del group[value]
             if not group:
                 del self._siblings[sibling_key]
         template.siblings = []
@@ -380,7 +451,7 @@ class TemplateMiner:
     def _learn(self, sibling_key: tuple[Any, ...]) -> None:
         """Make position ``sibling_key[0]`` a variable for every template in that sibling group."""
         group = self._siblings.get(sibling_key, {})
-        ids = sorted({self._resolve(tid).template_id for members in group.values() for tid in members})
+        ids = sorted({self._resolve(tid).template_id for tid in group.values()})
         if len(ids) < 2:
             return
         self._merge([self._templates[tid] for tid in ids], extra_position=int(sibling_key[0]))
@@ -490,13 +561,15 @@ class TemplateMiner:
         params += masked_params[consumed:]
         return tuple(params)
 
-    def _remember(self, message: str, masked: Masked, template: _Template, params: tuple[str, ...]) -> None:
-        limit = self.config.message_cache_size
+    def _remember(
+        self, message: str, masked: Masked, template: _Template, params: tuple[str, ...], leaf: _Leaf
+    ) -> None:
+        limit = self._message_cache_size
         if limit <= 0:
             return
         if len(self._message_cache) >= limit:
             self._message_cache.clear()
-        self._message_cache[message] = (template, template.version, params, masked)
+        self._message_cache[message] = (template, template.version, params, masked, leaf)
 
 
 def _content(unit: str) -> str:
@@ -511,39 +584,45 @@ _ALNUM = re.compile(r"[^\W_]")
 _ALPHA = re.compile(r"[^\W\d_]")
 
 
+# Bit flags of a unit; 4 is always set so that a known class is never 0 (falsy).
 _CANDIDATE = 1
 _ANCHOR = 2
-_UNIT_CLASSES: dict[str, int] = {}
+_CLASSIFIED = 4
+_UNIT_CLASS_LIMIT = 100_000
 
 
 def _unit_class(unit: str) -> int:
     """Bit flags: _CANDIDATE (may turn out to be a variable: anything but bare punctuation) and
     _ANCHOR (certainly constant text: a word without any variable part)."""
-    flags = _UNIT_CLASSES.get(unit)
-    if flags is None:
-        flags = 0
-        if WILDCARD in unit or _ALNUM.search(unit) is not None:
-            flags |= _CANDIDATE
-        if WILDCARD not in unit and SOFT_DIGITS not in unit and _ALPHA.search(unit) is not None:
-            flags |= _ANCHOR
-        if len(_UNIT_CLASSES) > 100_000:
-            _UNIT_CLASSES.clear()
-        _UNIT_CLASSES[unit] = flags
+    flags = _CLASSIFIED
+    if WILDCARD in unit or _ALNUM.search(unit) is not None:
+        flags |= _CANDIDATE
+    if WILDCARD not in unit and SOFT_DIGITS not in unit and _ALPHA.search(unit) is not None:
+        flags |= _ANCHOR
     return flags
 
 
 _NO_AFFIX = ("", "")
-_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
-def _value_pattern(masked_value: str) -> re.Pattern[str]:
-    pattern = _PATTERNS.get(masked_value)
-    if pattern is None:
-        pattern = re.compile(".+".join(re.escape(part) for part in masked_value.split(WILDCARD)), re.S)
-        if len(_PATTERNS) > 10_000:
-            _PATTERNS.clear()
-        _PATTERNS[masked_value] = pattern
-    return pattern
+def _fits_parts(value: str, parts: list[str]) -> bool:
+    """Whether ``value`` reads as ``parts`` joined by wildcards, each standing for >= 1 character.
+
+    The same answer as a full match of ``.+`` between the escaped parts, without compiling a
+    pattern per masked value: each inner part is placed as early as it can be, which never
+    takes room a later part needs.
+    """
+    first, last = parts[0], parts[-1]
+    end = len(value) - len(last)
+    if not value.startswith(first) or not value.endswith(last):
+        return False
+    position = len(first)
+    for part in parts[1:-1]:
+        found = value.find(part, position + 1, end - 1)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return end - position >= 1
 
 
 def _fits(value: str, prefix: str, suffix: str) -> bool:

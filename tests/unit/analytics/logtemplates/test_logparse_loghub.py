@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bench._common import shared_data
 from bench.logparse import discover, load, parse_vigil, score
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bench.logparse import (
     group_f1,
     grouping_accuracy,
