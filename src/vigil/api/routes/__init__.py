@@ -49,11 +49,11 @@ ROUTERS: list[APIRouter] = [
     notifications.router,
     kpis.router,
     ws.router,
+    llm.router,
+    rca.router,
     logs.router,
     log_clusters.router,
     log_tail.router,
-    llm.router,
-    rca.router,
     metrics.router,
     findings.router,
 ]
