@@ -3,15 +3,24 @@
 Every detector sees each file once, point by point in time order (no look-ahead), and emits one
 score per row; Vigil's own NAB scorer (``vigil.analytics.nab``) then optimises one threshold per
 detector and profile over the whole corpus and normalises with the null and perfect detectors.
+
+``--cv`` adds a leave-one-category-out estimate of the score on unseen files: for each category
+(the first path component of a file, e.g. ``realTweets``), Vigil's tunable defaults (the grid
+``CV_GRID``) and each profile's threshold are chosen on the other categories only, the held-out
+category is scored with them, and the held-out results of all categories are pooled. The
+baselines have no settings, so only their threshold is chosen that way.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +31,16 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._common import machine, print_json, require_dir, shared_data
-from vigil.analytics.anomaly import UnivariateDetector
-from vigil.analytics.nab import PROFILES, LabelledSeries, ProfileScore, score_all_profiles, window_rows
+from vigil.analytics.anomaly import DetectorConfig, UnivariateDetector
+from vigil.analytics.nab import (
+    PROFILES,
+    CrossValidation,
+    LabelledSeries,
+    ProfileScore,
+    leave_one_group_out,
+    score_all_profiles,
+    window_rows,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ScoreFn = Callable[[FloatArray, FloatArray], FloatArray]
@@ -59,10 +76,19 @@ def load_corpus(data_dir: Path) -> list[NabFile]:
     return corpus
 
 
-def vigil_scores(times: FloatArray, values: FloatArray) -> FloatArray:
-    """Vigil's detector, default configuration: its ``onset`` stream (the score where it beats the
-    series' recent peak), i.e. the start of each event -- what NAB rewards and what opens a finding."""
-    return UnivariateDetector().update_many(times, values).onset
+# The settings chosen on NAB (see DetectorConfig) and the values tried for each: the CV picks
+# one combination per held-out category from these, on the other categories only.
+CV_GRID: dict[str, tuple[float, ...]] = {
+    "level_rate": (0.03, 0.05, 0.08),
+    "scale_rate": (0.002, 0.003, 0.005),
+    "novelty_rate": (0.03, 0.05, 0.08),
+}
+
+
+def vigil_scores(times: FloatArray, values: FloatArray, config: DetectorConfig | None = None) -> FloatArray:
+    """Vigil's detector (default configuration unless given): its ``onset`` stream, non-zero at
+    the start of something new for the series -- what NAB rewards (the earliest detection)."""
+    return UnivariateDetector(config).update_many(times, values).onset
 
 
 def windowed_gaussian_scores(times: FloatArray, values: FloatArray) -> FloatArray:
@@ -125,10 +151,64 @@ def run_detectors(
     return results, seconds
 
 
+def category(name: str) -> str:
+    """NAB's category of a file: the directory under ``data/`` (used by the CV only)."""
+    return name.split("/", 1)[0]
+
+
+def grid_configs(grid: Mapping[str, tuple[float, ...]] = CV_GRID) -> dict[str, DetectorConfig]:
+    """Every combination of the grid's values, on top of the default configuration."""
+    base = DetectorConfig()
+    names = list(grid)
+    configs = {}
+    for combo in itertools.product(*(grid[name] for name in names)):
+        label = ",".join(f"{name}={value:g}" for name, value in zip(names, combo, strict=True))
+        overrides: dict[str, float] = dict(zip(names, combo, strict=True))
+        configs[label] = replace(base, **overrides)  # type: ignore[arg-type]
+    return configs
+
+
+def _vigil_job(job: tuple[str, DetectorConfig, str, FloatArray, FloatArray]) -> tuple[str, str, FloatArray]:
+    label, config, name, times, values = job
+    return label, name, vigil_scores(times, values, config)
+
+
+def grid_scores(
+    corpus: list[NabFile], configs: Mapping[str, DetectorConfig], jobs: int
+) -> dict[str, dict[str, FloatArray]]:
+    """Vigil's scores per file for every configuration, over ``jobs`` processes."""
+    work = [(label, cfg, f.name, f.times, f.values) for label, cfg in configs.items() for f in corpus]
+    # longest files first, so that the last jobs to finish are short ones
+    work.sort(key=lambda job: -len(job[3]))
+    out: dict[str, dict[str, FloatArray]] = {label: {} for label in configs}
+    if jobs <= 1:
+        results = map(_vigil_job, work)
+        for label, name, scores in results:
+            out[label][name] = scores
+        return out
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for label, name, scores in pool.map(_vigil_job, work, chunksize=4):
+            out[label][name] = scores
+    return out
+
+
+def cross_validate(
+    corpus: list[NabFile],
+    candidates: Mapping[str, Mapping[str, FloatArray]],
+) -> dict[str, CrossValidation]:
+    """Leave-one-category-out estimate per profile (settings and threshold from the other categories)."""
+    labels = [f.labels for f in corpus]
+    return {p: leave_one_group_out(labels, candidates, category, p) for p in PROFILES}
+
+
 @app.command()
 def main(
     data: Path = typer.Option(None, "--data", help="NAB directory with data/ and windows.json."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+    cv: bool = typer.Option(
+        False, "--cv", help="Also estimate the score on unseen files (leave one category out)."
+    ),
+    jobs: int = typer.Option(os.cpu_count() or 1, "--jobs", help="Processes for the --cv grid."),
 ) -> None:
     """Score Vigil's detector and baselines on NAB (standard, reward_low_FP, reward_low_FN)."""
     data_dir = require_dir(data or shared_data("nab"), "NAB data")
@@ -140,8 +220,26 @@ def main(
         results, seconds = run_detectors(
             corpus, DETECTORS, lambda name: status.update(f"running {name} over {len(corpus)} files")
         )
+    cv_results: dict[str, dict[str, CrossValidation]] = {}
+    if cv:
+        configs = grid_configs()
+        with err.status(f"CV: Vigil with {len(configs)} settings over {len(corpus)} files, {jobs} processes"):
+            candidates = grid_scores(corpus, configs, jobs)
+            cv_results["vigil"] = cross_validate(corpus, candidates)
+            for det_name, fn in DETECTORS.items():
+                if det_name != "vigil":
+                    fixed = {f.name: fn(f.times, f.values) for f in corpus}
+                    cv_results[det_name] = cross_validate(corpus, {"default": fixed})
     if json_out:
-        print_json({det: {p: round(s.normalised, 2) for p, s in by.items()} for det, by in results.items()})
+        out: dict[str, object] = {
+            det: {p: round(s.normalised, 2) for p, s in by.items()} for det, by in results.items()
+        }
+        if cv:
+            out["leave_one_category_out"] = {
+                det: {p: round(c.normalised, 2) for p, c in by.items()} for det, by in cv_results.items()
+            }
+            out["cv_grid"] = {name: list(values) for name, values in CV_GRID.items()}
+        print_json(out)
         return
     table = Table(title=f"NAB: {len(corpus)} files, {n_rows} rows, {n_windows} windows")
     table.add_column("detector")
@@ -160,4 +258,33 @@ def main(
             f"{seconds[det]:.1f}",
         )
     Console(width=160).print(table)
+    if cv:
+        _print_cv(cv_results)
     err.print(f"machine: {machine()}")
+
+
+def _print_cv(cv_results: dict[str, dict[str, CrossValidation]]) -> None:
+    console = Console(width=160)
+    table = Table(title="Leave one category out: settings and threshold chosen on the other categories")
+    table.add_column("detector")
+    for profile in PROFILES:
+        table.add_column(profile, justify="right")
+    for det, by in cv_results.items():
+        table.add_row(det, *(f"{by[p].normalised:.1f}" for p in PROFILES))
+    console.print(table)
+    folds = Table(title="Vigil, standard profile: held-out category, settings chosen without it")
+    folds.add_column("held out")
+    folds.add_column("settings chosen on the others")
+    folds.add_column("threshold", justify="right")
+    folds.add_column("TP/FN/FP", justify="right")
+    folds.add_column("raw (null, perfect)", justify="right")
+    for fold in cv_results["vigil"]["standard"].folds:
+        h = fold.held_out
+        folds.add_row(
+            fold.group,
+            fold.candidate,
+            f"{fold.threshold:.4g}",
+            f"{h.true_positives}/{h.false_negatives}/{h.false_positives}",
+            f"{h.raw:.2f} ({h.null:.0f}, {h.perfect:.2f})",
+        )
+    console.print(folds)

@@ -18,13 +18,18 @@ published scoreboard:
   whole corpus, and ``normalised = 100 · (raw - null) / (perfect - null)`` where the null
   detector never fires and the perfect detector fires on the first scored row of every window.
 
+``leave_one_group_out`` estimates how a detector does on files it was not tuned on: for each
+group of files (NAB's categories), the detector settings and the threshold are chosen on the
+other groups only, the held-out group is scored with them, and the raw, null and perfect
+totals of all held-out groups are pooled into one normalised score.
+
 Pure code: callers load the files and map window timestamps to row indices.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,11 +148,13 @@ def score_corpus(
     corpus: Sequence[LabelledSeries],
     scores: Mapping[str, npt.ArrayLike],
     profile: CostProfile | str = "standard",
+    threshold: float | None = None,
 ) -> ProfileScore:
     """Optimise the threshold over the whole corpus and return the normalised NAB score.
 
     ``scores[name]`` holds one anomaly score per row of that file (any real values; NAB's are
-    in [0, 1]). The sweep is exact: every distinct score is tried as the threshold.
+    in [0, 1]). The sweep is exact: every distinct score is tried as the threshold. With
+    ``threshold`` given, nothing is optimised: the corpus is scored at that threshold.
     """
     cost = PROFILES[profile] if isinstance(profile, str) else profile
     all_scores: list[npt.NDArray[np.float64]] = []
@@ -201,7 +208,11 @@ def score_corpus(
     # last row of each group of equal scores
     last_of_group = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True])
     candidates = totals[last_of_group]
-    if len(candidates) and candidates.max() > null:
+    if threshold is not None:
+        reached = np.flatnonzero(s_sorted[last_of_group] >= threshold)
+        raw = float(candidates[reached[-1]]) if len(reached) else null
+        detected = score >= threshold
+    elif len(candidates) and candidates.max() > null:
         k = int(np.argmax(candidates))  # first maximum = the highest threshold reaching it
         threshold = float(s_sorted[last_of_group[k]])
         raw = float(candidates[k])
@@ -255,3 +266,63 @@ def window_rows(
         if right >= left:
             out.append((left, right))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """One held-out group of a leave-one-group-out estimate."""
+
+    group: str
+    candidate: str  # the settings chosen on the other groups
+    threshold: float  # the threshold chosen on the other groups
+    held_out: ProfileScore  # the held-out group scored with both
+
+
+@dataclass(frozen=True, slots=True)
+class CrossValidation:
+    """Pooled result of ``leave_one_group_out``."""
+
+    profile: str
+    raw: float
+    null: float
+    perfect: float
+    normalised: float
+    folds: tuple[Fold, ...]
+
+
+def leave_one_group_out(
+    corpus: Sequence[LabelledSeries],
+    candidates: Mapping[str, Mapping[str, npt.ArrayLike]],
+    group_of: Callable[[str], str],
+    profile: CostProfile | str = "standard",
+) -> CrossValidation:
+    """Score each group of files with settings and threshold chosen on the other groups.
+
+    ``candidates`` maps a name for each setting of the detector to its scores per file (as for
+    ``score_corpus``). For every group ``g`` (``group_of(file name)``), the candidate with the
+    best normalised score on the files outside ``g`` -- at its own optimal threshold there --
+    scores ``g`` at that threshold. The held-out raw, null and perfect scores are summed over
+    the groups and normalised together, as NAB normalises a corpus.
+    """
+    cost = PROFILES[profile] if isinstance(profile, str) else profile
+    groups = sorted({group_of(series.name) for series in corpus})
+    folds: list[Fold] = []
+    raw = null = perfect = 0.0
+    for group in groups:
+        train = [series for series in corpus if group_of(series.name) != group]
+        test = [series for series in corpus if group_of(series.name) == group]
+        best: tuple[float, str, float] | None = None
+        for name, scores in candidates.items():
+            fitted = score_corpus(train, scores, cost)
+            if best is None or fitted.normalised > best[0]:
+                best = (fitted.normalised, name, fitted.threshold)
+        if best is None:
+            raise ValueError("no candidates to choose from")
+        _, chosen, threshold = best
+        held_out = score_corpus(test, candidates[chosen], cost, threshold=threshold)
+        folds.append(Fold(group, chosen, threshold, held_out))
+        raw += held_out.raw
+        null += held_out.null
+        perfect += held_out.perfect
+    normalised = 100.0 * (raw - null) / (perfect - null) if perfect > null else 0.0
+    return CrossValidation(cost.name, raw, null, perfect, normalised, tuple(folds))

@@ -10,6 +10,7 @@ import pytest
 from vigil.analytics.nab import (
     PROFILES,
     LabelledSeries,
+    leave_one_group_out,
     probationary_length,
     scaled_sigmoid,
     score_corpus,
@@ -99,6 +100,43 @@ def test_threshold_is_optimised_over_the_corpus() -> None:
     low_fn = score_corpus([FILE, other], {"f.csv": a, "g.csv": b}, "reward_low_FN")
     assert low_fn.null == pytest.approx(-4.0)
     assert low_fn.normalised == pytest.approx(100 * (2.0 - 0.11 + 4.0) / 6.0)
+
+
+def test_a_given_threshold_is_used_as_is() -> None:
+    other = LabelledSeries("g.csv", 1000, ((600, 699),))
+    a = np.zeros(1000)
+    a[400] = 0.9
+    a[300] = 0.5
+    b = np.zeros(1000)
+    b[600] = 0.4
+    scores = {"f.csv": a, "g.csv": b}
+    high = score_corpus([FILE, other], scores, threshold=0.9)
+    assert high.threshold == 0.9 and high.raw == pytest.approx(1.0 - 1.0)
+    middle = score_corpus([FILE, other], scores, threshold=0.45)  # a[300] counts, b[600] does not
+    assert middle.raw == pytest.approx(1.0 - 0.11 - 1.0)
+    assert (middle.true_positives, middle.false_negatives, middle.false_positives) == (1, 1, 1)
+    nothing = score_corpus([FILE, other], scores, threshold=2.0)
+    assert nothing.raw == nothing.null == pytest.approx(-2.0)
+
+
+def test_leave_one_group_out_chooses_settings_and_threshold_on_the_other_groups() -> None:
+    # two groups of one file each; candidate "early" fires at the left edge of f's window and
+    # half-way into g's, candidate "late" only half-way into f's, at a lower score
+    f = FILE
+    g = LabelledSeries("g.csv", 1000, ((600, 699),))
+    early = {"f.csv": detections(400), "g.csv": 0.5 * detections(650)}
+    late = {"f.csv": 0.2 * detections(450), "g.csv": detections(600)}
+    cv = leave_one_group_out([f, g], {"early": early, "late": late}, lambda name: name[0])
+    by_group = {fold.group: fold for fold in cv.folds}
+    # held out f: chosen on g, where "late" is perfect at threshold 1.0 -> its 0.2 misses f
+    assert by_group["f"].candidate == "late" and by_group["f"].threshold == 1.0
+    assert by_group["f"].held_out.raw == pytest.approx(-1.0)
+    # held out g: chosen on f, where "early" is perfect at threshold 1.0 -> its 0.5 misses g
+    assert by_group["g"].candidate == "early" and by_group["g"].threshold == 1.0
+    assert by_group["g"].held_out.raw == pytest.approx(-1.0)
+    assert cv.normalised == pytest.approx(0.0)
+    # in-sample, either candidate with its own threshold would score far higher
+    assert score_corpus([f, g], early).normalised > 80.0
 
 
 def test_window_rows_maps_times_to_inclusive_rows() -> None:
