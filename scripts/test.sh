@@ -3,8 +3,8 @@
 #
 #   ./scripts/test.sh [pytest args...]
 #
-# Installs (as root, via apt) the services the tests start themselves: InfluxDB, snmpd and
-# Chromium. PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) must already be running.
+# Installs (as root, via apt) the services the tests start themselves: InfluxDB and snmpd.
+# PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) must already be running.
 # A test whose service is missing fails loudly here (VIGIL_TEST_REQUIRE_SERVICES=1); a bare
 # `pytest` skips it instead.
 set -euo pipefail

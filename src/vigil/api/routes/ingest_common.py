@@ -14,7 +14,8 @@ import base64
 import binascii
 import logging
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from vigil.bus.base import BusSaturated, BusUnavailable
 from vigil.ingest.body import BodyError, check_content_length, decompress, read_limited
 from vigil.ingest.line_protocol import LineError
 from vigil.observability import INGEST_REJECTED
+from vigil.store.db import Database
 from vigil.store.models import Source
 from vigil.store.types import utcnow
 
@@ -107,12 +109,27 @@ def token_from_request(request: Request) -> str | None:
     return params.get("token") or params.get("p") or None
 
 
-_sources: dict[int, tuple[float, SourceInfo | None]] = {}
-_health_written: dict[int, float] = {}
+@dataclass
+class _SourceCache:
+    """What the ingest path remembers about sources, per database (ids mean nothing across two)."""
+
+    info: dict[int, tuple[float, SourceInfo | None]] = field(default_factory=dict)
+    health_written: dict[int, float] = field(default_factory=dict)
+
+
+_caches: weakref.WeakKeyDictionary[Database, _SourceCache] = weakref.WeakKeyDictionary()
+
+
+def _cache(backends: Backends) -> _SourceCache:
+    cache = _caches.get(backends.db)
+    if cache is None:
+        cache = _caches[backends.db] = _SourceCache()
+    return cache
 
 
 async def _source_info(backends: Backends, source_id: int) -> SourceInfo | None:
-    cached = _sources.get(source_id)
+    sources = _cache(backends).info
+    cached = sources.get(source_id)
     now = time.monotonic()
     if cached and now - cached[0] < SOURCE_CACHE_S:
         return cached[1]
@@ -123,15 +140,14 @@ async def _source_info(backends: Backends, source_id: int) -> SourceInfo | None:
             if row is None
             else SourceInfo(row.id, row.name, row.type, row.enabled, row.credentials_encrypted)
         )
-    if len(_sources) > 10_000:
-        _sources.clear()
-    _sources[source_id] = (now, info)
+    if len(sources) > 10_000:
+        sources.clear()
+    sources[source_id] = (now, info)
     return info
 
 
 def forget_cached_sources() -> None:
-    _sources.clear()
-    _health_written.clear()
+    _caches.clear()
 
 
 async def authorize(request: Request, token: str | None) -> IngestCaller:
@@ -250,18 +266,21 @@ async def note_success(request: Request, caller: IngestCaller) -> None:
     source = caller.source
     if source is None:
         return
+    backends = backends_of(request)
+    written = _cache(backends).health_written
     now = time.monotonic()
-    if now - _health_written.get(source.id, -HEALTH_WRITE_INTERVAL_S) < HEALTH_WRITE_INTERVAL_S:
+    if now - written.get(source.id, -HEALTH_WRITE_INTERVAL_S) < HEALTH_WRITE_INTERVAL_S:
         return
-    _health_written[source.id] = now
+    written[source.id] = now
     try:
-        async with backends_of(request).db.session() as session:
+        async with backends.db.session() as session:
             await session.execute(
                 update(Source)
                 .where(Source.id == source.id)
                 .values(status="ok", last_success_at=utcnow(), last_error=None)
             )
     except Exception as exc:
+        written.pop(source.id, None)  # try again with the next request
         log.warning("cannot update the health of source %s: %s", source.name, exc)
 
 
