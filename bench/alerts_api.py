@@ -485,7 +485,7 @@ def _table(result: dict[str, Any]) -> None:
             "-" if q["p95_ratio_sql"] is None else f"{q['p95_ratio_sql']:.1f}×",
             f"{q['p95_ratio']:.1f}×",
         )
-    Console().print(table)
+    Console(width=160).print(table)
     Console().print(
         f"load: COPY {load['copy_rows_per_s']:,.0f} alerts/s ({load['copy_s']:.1f} s), "
         f"indexes rebuilt in {load['index_s']:.1f} s; machine load average {result['load_average']}"
