@@ -47,25 +47,6 @@ VIGIL = [sys.executable, "-m", "vigil"]
 TITLE = "WsBench: seq "
 # A worker running only the alerting stages and services: what the correlate path alone can do
 # (diagnostic; the default is the real `vigil worker` with every stage).
-ALERTING_WORKER = """
-import asyncio, signal
-from vigil.alerting.wiring import alerting_services, alerting_stages
-from vigil.backends import Backends
-from vigil.config import load_settings
-from vigil.pipeline.runner import Runner
-
-async def main():
-    backends = Backends.from_settings(load_settings())
-    await backends.start()
-    runner = Runner(backends.bus, alerting_stages(backends), alerting_services(backends))
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, runner.stopping.set)
-    await runner.run_until_stopped()
-    await backends.close()
-
-asyncio.run(main())
-"""
-
-
 def free_port() -> int:
     import socket
 
@@ -499,11 +480,8 @@ async def run(
                 stack.enter_context(process(f"api{i}", ["api", "--port", str(p)], env(f"api{i}"), workdir))
                 for i, p in enumerate(ports)
             ]
-            if alerting_worker_only:
-                worker_command = [sys.executable, "-c", ALERTING_WORKER]
-                worker = stack.enter_context(process("worker", [], env("worker"), workdir, worker_command))
-            else:
-                worker = stack.enter_context(process("worker", ["worker"], env("worker"), workdir))
+            roles = ["--roles", "alerting"] if alerting_worker_only else []
+            worker = stack.enter_context(process("worker", ["worker", *roles], env("worker"), workdir))
             urls = [f"http://127.0.0.1:{p}" for p in ports]
             for i, (url, proc) in enumerate(zip(urls, procs, strict=True)):
                 await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log")
@@ -607,7 +585,7 @@ def main(
     apis: int = typer.Option(2, help="vigil api processes"),
     listener_processes: int = typer.Option(2, help="Processes the WebSocket clients run in"),
     alerting_worker_only: bool = typer.Option(
-        False, help="Diagnostic: a worker with only the alerting stages instead of `vigil worker`"
+        False, help="Run the worker as `vigil worker --roles alerting` (only the alerting stages)"
     ),
     per_request: int = typer.Option(
         1, "--alerts-per-request", help="Alerts per webhook request (Alertmanager sends groups)"

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.config import Settings, SettingsError, load_settings
+from vigil.pipeline.roles import ROLES, check_roles
 
 app = typer.Typer(
     name="vigil",
@@ -224,11 +225,24 @@ def api(host: str = HostOption, port: int = PortOption, data_dir: Path | None = 
 def worker(
     data_dir: Path | None = DataDirOption,
     name: str | None = typer.Option(None, "--name", help="Consumer name (default host-pid-random)."),
+    roles: str = typer.Option(
+        ",".join(ROLES),
+        "--roles",
+        help="Comma-separated parts of the pipeline to run: ingest (storage, log mining, "
+        "collectors), alerting (dedup, silences, incidents, notifications), enrich (root-cause "
+        "evidence), metrics (anomalies, predictions). Every role must run in some worker.",
+    ),
 ) -> None:
     """Run the pipeline worker only: collectors and every stage (ingest, detect, predict,
-    correlate, enrich, automate). Run several for throughput and failover: they share work
-    through bus consumer groups and leases. On SIGTERM the worker stops taking messages,
+    correlate, enrich). Run several for throughput and failover: they share work through bus
+    consumer groups and leases; `--roles` splits the stages over processes (e.g. a worker with
+    only `alerting` keeps live updates fast). On SIGTERM the worker stops taking messages,
     finishes and acks what it holds, then exits."""
+    chosen = [role.strip() for role in roles.split(",") if role.strip()]
+    try:
+        check_roles(chosen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--roles") from None
     settings = _settings(data_dir, worker_name=name)
     _print_backends(settings)
 
@@ -238,9 +252,9 @@ def worker(
 
         backends = Backends.from_settings(settings)
         await backends.start()
-        runner = build_runner(backends)
+        runner = build_runner(backends, chosen)
         with _signals(runner.stopping.set):
-            console.print(f"Vigil worker {runner.consumer} started")
+            console.print(f"Vigil worker {runner.consumer} started ({', '.join(chosen)})")
             await runner.run_until_stopped()
         await backends.close()
         console.print("worker stopped cleanly")
