@@ -22,6 +22,11 @@ MEASUREMENT = "log_template_count"
 HISTORY_MINUTES = 60
 MIN_HISTORY_MINUTES = 10
 BURST_Z = 5.0
+# A template active in fewer minutes of its history than this was nearly silent; when it starts
+# at a working rate, that is a service or job starting (or traffic arriving), not a burst. Only
+# a flood of at least SPARSE_FLOOD_PER_MIN counts then.
+MIN_ACTIVE_MINUTES = 3
+SPARSE_FLOOD_PER_MIN = 30
 # A minute is closed (its count final enough to test) this long after it ended.
 CLOSE_AFTER_NS = 30_000_000_000
 
@@ -40,6 +45,8 @@ def burst_score(history: Sequence[int], current: int) -> float | None:
 def is_burst(history: Sequence[int], current: int) -> bool:
     score = burst_score(history, current)
     if score is None:
+        return False
+    if sum(1 for count in history if count) < MIN_ACTIVE_MINUTES and current < SPARSE_FLOOD_PER_MIN:
         return False
     median = statistics.median(history)
     return score >= BURST_Z and current >= 2 * median + 5

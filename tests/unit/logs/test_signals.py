@@ -15,6 +15,10 @@ def test_burst_needs_history_and_a_real_jump() -> None:
     assert is_burst(steady, 40)
     assert not is_burst([0] * 20, 3)  # a quiet template seen a few times is not a burst
     assert is_burst([0] * 20, 30)
+    # a nearly silent template starting at a working rate is not a burst; a flood still is
+    assert not is_burst([0] * 18 + [1, 1], 11)
+    assert is_burst([0] * 18 + [1, 1], 30)
+    assert is_burst([0] * 17 + [1, 1, 1], 11)  # seen in enough minutes: 11/min stands out
 
 
 def test_points_are_running_totals_per_minute_and_host() -> None:
