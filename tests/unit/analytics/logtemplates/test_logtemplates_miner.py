@@ -152,3 +152,18 @@ def sample_lines(count: int, seed: int) -> list[str]:
         lambda: f"took {rng.randint(1, 900)} ms, sent {rng.randint(0, 10**6)} bytes",
     ]
     return [rng.choice(makers)() for _ in range(count)]
+
+
+def test_forgotten_message_patterns_map_back_to_the_same_templates() -> None:
+    # The miner remembers a bounded number of message patterns; with a tiny bound every line
+    # goes through template lookup again, and must land where an unbounded miner puts it.
+    lines = sample_lines(600, seed=11)
+    unbounded = TemplateMiner()
+    expected = [unbounded.add(line) for line in lines]
+    small = TemplateMiner(MinerConfig(message_cache_size=0))
+    small._leaf_limit = 3
+    got = [small.add(line) for line in lines]
+    assert [m.template_id for m in got] == [m.template_id for m in expected]
+    assert [m.parameters for m in got] == [m.parameters for m in expected]
+    assert small.templates() == unbounded.templates()
+    assert len(small._leaves) <= 3
