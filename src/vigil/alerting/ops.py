@@ -187,7 +187,8 @@ class AlertOps:
         self._notes: list[_Note] = []
         self._notify: list[_Notify] = []
         self._attach: list[tuple[Alert, Incident]] = []
-        self._refired: list[tuple[Alert, datetime, bool]] = []
+        # re-fired alerts of incidents: (alert, when, severity changed, title before the re-fire)
+        self._refired: list[tuple[Alert, datetime, bool, str]] = []
         self._dirty: dict[int, Incident] = {}  # by Python id: new incidents have no id yet
         self._candidates: dict[int, tuple[Incident, IncidentFeatures]] | None = None
         self._next_temp_id = -1
@@ -362,10 +363,11 @@ class AlertOps:
         return alert
 
     def _refire(self, alert: Alert, signal: AlertSignal, at: datetime) -> None:
+        previous_title = alert.title
         severity_changed = self._merge_signal(alert, signal, at)
         self.changes.alert("alert.updated", alert, durable=severity_changed)
         if alert.incident_id is not None:
-            self._touch_incident_later(alert, at, severity_changed)
+            self._touch_incident_later(alert, at, severity_changed, previous_title)
 
     async def _reopen(self, alert: Alert, signal: AlertSignal, at: datetime) -> None:
         self._merge_signal(alert, signal, at)
@@ -396,10 +398,12 @@ class AlertOps:
                 return
         await self.correlate(alert)
 
-    def _touch_incident_later(self, alert: Alert, at: datetime, severity_changed: bool) -> None:
+    def _touch_incident_later(
+        self, alert: Alert, at: datetime, severity_changed: bool, previous_title: str
+    ) -> None:
         # Loading the incident needs an await; re-fires are frequent, so they are collected and
         # applied in finish() with one query.
-        self._refired.append((alert, at, severity_changed))
+        self._refired.append((alert, at, severity_changed, previous_title))
 
     def _state_change(self, alert: Alert, at: datetime) -> None:
         """A change of firing state reported by the source: flapping bookkeeping."""
@@ -929,15 +933,21 @@ class AlertOps:
         refired = self._refired
         if not refired:
             return
-        ids = sorted({a.incident_id for a, _, _ in refired if a.incident_id is not None})
+        ids = sorted({a.incident_id for a, _, _, _ in refired if a.incident_id is not None})
         rows = await self.session.execute(select(Incident).where(Incident.id.in_(ids)))
         incidents = {i.id: i for i in rows.scalars()}
-        for alert, at, severity_changed in refired:
+        for alert, at, severity_changed, previous_title in refired:
             incident = incidents.get(alert.incident_id or 0)
             if incident is None:
                 continue
             if at > incident.last_activity_at:
                 incident.last_activity_at = at
+            if alert.title != previous_title and incident.title == previous_title:
+                # The incident is named after this alert: keep the name current (a forecast's
+                # "exhausted in ~22 min", not the first "~70 min").
+                incident.title = alert.title
+                self._mark_dirty(incident)
+                self.changes.incident("incident.updated", incident, durable=False)
             if severity_changed and SEVERITY_RANK.get(alert.severity, 0) > SEVERITY_RANK.get(
                 incident.severity, 0
             ):

@@ -117,6 +117,43 @@ async def test_findings_become_alerts_with_evidence(backends: Backends) -> None:
     assert by_origin["predictive"].status == "new" and by_origin["predictive"].evidence[0]["eta_s"] == 276480
 
 
+async def test_an_incident_named_after_an_alert_follows_its_title(backends: Backends) -> None:
+    forecast = Finding(
+        kind="prediction",
+        key="mem.used_percent{host=app-02}",
+        state="open",
+        time_ns=now_ns(),
+        score=0.8,
+        title="memory on app-02 exhausted in ~70 min",
+        severity="critical",
+        host="app-02",
+        evidence={"eta_s": 4200},
+    )
+    await publish_findings(backends, [forecast])
+    await drain(backends, stages(backends))
+    (incident,) = await incidents(backends)
+    assert incident.title == "memory on app-02 exhausted in ~70 min"
+    sooner = Finding(**{**forecast.to_dict(), "state": "update", "time_ns": now_ns(),
+                        "title": "memory on app-02 exhausted in ~22 min"})  # fmt: skip
+    await publish_findings(backends, [sooner])
+    await drain(backends, stages(backends))
+    (alert,) = await alerts(backends)
+    (incident,) = await incidents(backends)
+    assert alert.count == 2 and alert.title == incident.title == "memory on app-02 exhausted in ~22 min"
+    # an incident renamed by hand (or after another alert) keeps its name
+    async with backends.db.session() as session:
+        stored = await session.get(Incident, incident.id)
+        assert stored is not None
+        stored.title = "app-02 memory leak"
+        await session.commit()
+    later = Finding(**{**forecast.to_dict(), "state": "update", "time_ns": now_ns(),
+                       "title": "memory on app-02 exhausted in ~10 min"})  # fmt: skip
+    await publish_findings(backends, [later])
+    await drain(backends, stages(backends))
+    (incident,) = await incidents(backends)
+    assert incident.title == "app-02 memory leak"
+
+
 async def test_poison_messages_are_dead_lettered_and_the_rest_processed(backends: Backends) -> None:
     await backends.bus.ensure_group(topology.EXTERNAL_ALERTS, "correlate")
     await backends.bus.publish(topology.EXTERNAL_ALERTS, b"not json")
