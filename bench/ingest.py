@@ -42,7 +42,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench._common import REPO_ROOT, machine, print_json
+from bench._common import REPO_ROOT, RawHttpClient, machine, print_json
 
 app = typer.Typer(add_completion=False, help=__doc__)
 err = Console(stderr=True)
@@ -113,9 +113,15 @@ def _round(value: float | None) -> float | None:
 
 
 async def post_all(
-    client: httpx.AsyncClient, url: str, batches: list[bytes], concurrency: int, **kwargs: Any
+    url: str, batches: list[bytes], concurrency: int, headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
 ) -> list[float]:
-    """POST every batch with ``concurrency`` senders; latencies in ms. Any non-2xx aborts."""
+    """POST every batch with ``concurrency`` senders; latencies in ms. Any non-2xx aborts.
+
+    The senders use bench._common.RawHttpClient: httpx took close to half a core here, on a
+    2-core machine where the server under test needs every cycle."""
+    parts = httpx.URL(url)
+    client = RawHttpClient(f"{parts.scheme}://{parts.host}:{parts.port}", headers)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in batches:
         queue.put_nowait(body)
@@ -126,16 +132,20 @@ async def post_all(
             body = queue.get_nowait()
             while True:
                 began = time.perf_counter()
-                response = await client.post(url, content=body, **kwargs)
-                if response.status_code in (429, 503):  # Vigil asking to slow down: as Telegraf would
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                response = await client.post(parts.path, body, params)
+                if response.status in (429, 503):  # Vigil asking to slow down: as Telegraf would
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                     continue
-                if response.status_code // 100 != 2:
-                    raise RuntimeError(f"POST {url} answered {response.status_code}: {response.text[:300]}")
+                if response.status // 100 != 2:
+                    text = response.body[:300].decode(errors="replace")
+                    raise RuntimeError(f"POST {url} answered {response.status}: {text}")
                 latencies.append((time.perf_counter() - began) * 1000)
                 break
 
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+    finally:
+        client.close()
     return latencies
 
 
@@ -171,12 +181,11 @@ async def wait_for(check: Any, what: str, timeout_s: float, interval_s: float = 
 
 
 async def run_direct(influx: str, database: str, batches: list[bytes], points: int, concurrency: int) -> Run:
-    async with httpx.AsyncClient(timeout=60) as client:
-        began = time.perf_counter()
-        latencies = await post_all(
-            client, f"{influx}/write", batches, concurrency, params={"db": database, "precision": "ns"}
-        )
-        seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    latencies = await post_all(
+        f"{influx}/write", batches, concurrency, params={"db": database, "precision": "ns"}
+    )
+    seconds = time.perf_counter() - began
     return Run("influxdb_direct", points, seconds, latencies)
 
 
@@ -197,11 +206,9 @@ async def run_vigil_distributed(
     from vigil.pipeline import topology
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain; charset=utf-8"}
-    async with httpx.AsyncClient(timeout=60) as client, httpx.AsyncClient(timeout=30) as poller:
+    async with httpx.AsyncClient(timeout=30) as poller:
         began = time.perf_counter()
-        latencies = await post_all(
-            client, f"{api_url}/webhooks/telegraf", batches, concurrency, headers=headers
-        )
+        latencies = await post_all(f"{api_url}/webhooks/telegraf", batches, concurrency, headers=headers)
 
         async def stored() -> bool:
             stats = await bus.group_stats(topology.METRICS, "ingest")
@@ -230,9 +237,7 @@ async def run_vigil_embedded(
     async with httpx.AsyncClient(timeout=60) as client:
         before = await points_written(client, api_url)
         began = time.perf_counter()
-        latencies = await post_all(
-            client, f"{api_url}/webhooks/telegraf", batches, concurrency, headers=headers
-        )
+        latencies = await post_all(f"{api_url}/webhooks/telegraf", batches, concurrency, headers=headers)
 
         async def stored() -> bool:
             return await points_written(client, api_url) - before >= points
@@ -551,9 +556,8 @@ async def _warm_up(
     start_ns = (int(time.time()) - 30 * 86400) * 10**9
     batches = make_batches(HOSTS * CPUS, HOSTS * CPUS, start_ns)
     async with httpx.AsyncClient(timeout=30) as client:
-        await post_all(
-            client, f"{api_url}/webhooks/telegraf", batches, 1, headers={"Authorization": f"Bearer {token}"}
-        )
+        auth = {"Authorization": f"Bearer {token}"}
+        await post_all(f"{api_url}/webhooks/telegraf", batches, 1, headers=auth)
 
         async def stored() -> bool:
             if worker.poll() is not None:

@@ -39,14 +39,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench._common import REPO_ROOT, machine, print_json
+from bench._common import REPO_ROOT, RawHttpClient, machine, print_json
 
 app = typer.Typer(add_completion=False, help=__doc__)
 err = Console(stderr=True)
 VIGIL = [sys.executable, "-m", "vigil"]
 TITLE = "WsBench: seq "
-# A worker running only the alerting stages and services: what the correlate path alone can do
-# (diagnostic; the default is the real `vigil worker` with every stage).
+
+
 def free_port() -> int:
     import socket
 
@@ -180,58 +180,6 @@ def alertmanager_payload(seqs: range, tag: str) -> bytes:
     )
 
 
-class _Connections:
-    """Keep-alive HTTP/1.1 connections to one API process, each carrying one request at a time.
-
-    httpx's async pool spends milliseconds of CPU per request and, with a couple of hundred
-    requests in flight, stalls for seconds; at 200 requests/s on a 2-core machine it measured
-    the client, not Vigil. This speaks just enough HTTP for our own server's webhook answers.
-    """
-
-    def __init__(self, url: str, token: str) -> None:
-        parts = httpx.URL(url)
-        self.host, self.port = parts.host, parts.port or 80
-        self.token = token
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def post(self, path: str, body: bytes) -> int:
-        """POST ``body``; the answer's status code."""
-        if self.idle:
-            try:
-                return await self._post(*self.idle.pop(), path, body)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass  # the server closed the idle connection (keep-alive timeout): once more, anew
-        return await self._post(*await asyncio.open_connection(self.host, self.port), path, body)
-
-    async def _post(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes
-    ) -> int:
-        try:
-            writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-        except BaseException:
-            writer.close()
-            raise
-        self.idle.append((reader, writer))
-        return status
-
-    def close(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
-
-
 async def send_at_rate(
     urls: list[str], token: str, rate: float, seconds: float, first: int, tag: str, per_request: int = 1
 ) -> tuple[dict[int, float], list[float], int]:
@@ -242,7 +190,8 @@ async def send_at_rate(
     failures = 0
     requests = int(rate * seconds) // per_request
     request_rate = rate / per_request
-    pools = [_Connections(url, token) for url in urls]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    pools = [RawHttpClient(url, headers) for url in urls]
 
     async def post(number: int) -> None:
         nonlocal failures
@@ -253,8 +202,8 @@ async def send_at_rate(
         for seq in seqs:
             sent[seq] = begin
         try:
-            status = await asyncio.wait_for(pool.post("/webhooks/alertmanager", body), 30)
-            if status != 204:
+            response = await asyncio.wait_for(pool.post("/webhooks/alertmanager", body), 30)
+            if response.status != 204:
                 failures += 1
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             failures += 1
