@@ -85,13 +85,25 @@ class PreparedMetrics:
         return out
 
 
+# Series keys that passed the detailed check. Agents send the same series every interval, so
+# after the first batch only new keys cost a check (bounded: cleared when full).
+_checked_keys: set[str] = set()
+_CHECKED_KEYS_LIMIT = 100_000
+
+
 def is_fast_body(text: str) -> bool:
     """True when the fast path's grammar accepts the whole text (see the module docstring)."""
     if _FAST_BODY.fullmatch(text) is None:
         return False
     keys = set(_SERIES_KEYS.findall(text))
     keys.add(text[: text.find(" ")])
-    return all(_good_series_key(key) for key in keys)
+    new = keys - _checked_keys
+    if not all(_good_series_key(key) for key in new):
+        return False
+    if len(_checked_keys) + len(new) > _CHECKED_KEYS_LIMIT:
+        _checked_keys.clear()
+    _checked_keys.update(new)
+    return True
 
 
 def _good_series_key(key: str) -> bool:

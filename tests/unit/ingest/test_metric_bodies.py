@@ -84,6 +84,15 @@ def test_duplicate_tags_never_take_the_fast_path() -> None:
     assert is_fast_body("m,a=1,ab=2 v=1 1\nm,ab=1,a=2 v=1 1")
 
 
+def test_series_keys_checked_once_still_refuse_a_bad_key_later() -> None:
+    good = "cpu,host=a,cpu=cpu0 usage=1 1700000000000000000\ncpu,host=b,cpu=cpu0 usage=2 1700000000000000000"
+    assert is_fast_body(good) and is_fast_body(good)  # the second time from the checked keys
+    assert "cpu,host=a,cpu=cpu0" in metric_bodies._checked_keys
+    bad = good + "\ncpu,host=a,host=b usage=3 1700000000000000000"  # a repeated tag key
+    assert not is_fast_body(bad)
+    assert "cpu,host=a,host=b" not in metric_bodies._checked_keys
+
+
 def test_invalid_utf8_is_rejected_per_line() -> None:
     prepared = prepare_line_protocol(b"cpu v=1 1\ncpu,h=\xff v=2 2\n", "ns", NOW)
     assert prepared.accepted == 1
