@@ -62,7 +62,8 @@ def _v2_error(exc: IngestError) -> JSONResponse:
     )
 
 
-@router.api_route("/ping", methods=["GET", "HEAD"], summary="InfluxDB /ping: 204 while the API is up")
+@router.get("/ping", summary="InfluxDB /ping: 204 while the API is up")
+@router.head("/ping", include_in_schema=False)
 async def ping(request: Request) -> Response:
     if request.query_params.get("verbose", "").lower() in ("true", "1"):
         return JSONResponse({"version": INFLUX_VERSION}, headers=_HEADERS)
@@ -137,7 +138,8 @@ async def write_v2(request: Request) -> Response:
         return _v2_error(exc)
 
 
-@router.api_route("/query", methods=["GET", "POST"], summary="InfluxDB 1.x query: CREATE DATABASE only")
+@router.get("/query", summary="InfluxDB 1.x query: CREATE DATABASE only")
+@router.post("/query", summary="InfluxDB 1.x query: CREATE DATABASE only", operation_id="query_v1_post")
 async def query_v1(request: Request) -> Response:
     """Agents create their database before writing; Vigil has one store, so that succeeds and
     does nothing. Reading goes through ``/api/v1`` instead."""

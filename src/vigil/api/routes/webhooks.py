@@ -135,12 +135,24 @@ async def _accept_metrics(
 # --- Telegraf ----------------------------------------------------------------------------------
 
 
-@router.api_route(
+_TELEGRAF_SUMMARY = "Telegraf outputs.http: line protocol or Telegraf JSON (?precision=)"
+
+
+# Telegraf's outputs.http can be set to PUT or PATCH; one route per method keeps operation ids unique.
+@router.post("/telegraf", status_code=204, responses=_RESPONSES, summary=_TELEGRAF_SUMMARY)
+@router.put(
     "/telegraf",
-    methods=["POST", "PUT", "PATCH"],
     status_code=204,
     responses=_RESPONSES,
-    summary="Telegraf outputs.http: line protocol or Telegraf JSON (?precision=)",
+    summary=_TELEGRAF_SUMMARY,
+    operation_id="telegraf_put",
+)
+@router.patch(
+    "/telegraf",
+    status_code=204,
+    responses=_RESPONSES,
+    summary=_TELEGRAF_SUMMARY,
+    operation_id="telegraf_patch",
 )
 async def telegraf(request: Request) -> Response:
     return await _serve(request, "telegraf", _telegraf)
