@@ -113,7 +113,10 @@ def _round(value: float | None) -> float | None:
 
 
 async def post_all(
-    url: str, batches: list[bytes], concurrency: int, headers: dict[str, str] | None = None,
+    url: str,
+    batches: list[bytes],
+    concurrency: int,
+    headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
 ) -> list[float]:
     """POST every batch with ``concurrency`` senders; latencies in ms. Any non-2xx aborts.
@@ -132,7 +135,7 @@ async def post_all(
             body = queue.get_nowait()
             while True:
                 began = time.perf_counter()
-                response = await client.post(parts.path, body, params)
+                response = await asyncio.wait_for(client.post(parts.path, body, params), 120)
                 if response.status in (429, 503):  # Vigil asking to slow down: as Telegraf would
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                     continue
