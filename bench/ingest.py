@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._common import REPO_ROOT, RawHttpClient, machine, print_json
+from bench._processes import VIGIL, free_port, log_tail, vigil_process, wait_http
 
 app = typer.Typer(add_completion=False, help=__doc__)
 err = Console(stderr=True)
@@ -50,7 +51,6 @@ err = Console(stderr=True)
 HOSTS = 100
 CPUS = 8
 GOAL_RATIO = 0.5
-VIGIL = [sys.executable, "-m", "vigil"]
 
 
 # --- workload ----------------------------------------------------------------------------------
@@ -253,52 +253,6 @@ async def run_vigil_embedded(
 # --- processes ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def vigil_process(
-    name: str, args: list[str], env: dict[str, str], workdir: Path, command: list[str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    log = (workdir / f"{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [*(command or VIGIL), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:]
-
-
-async def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{log.name} exited early:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not up within {timeout_s:.0f}s:\n{_tail(log)}")
-            await asyncio.sleep(0.2)
-
-
 async def prepare_database(database_url: str) -> str:
     """Migrate, then create an ingest token; returns the token."""
     from vigil.api.routes.tokens import issue_token
@@ -451,7 +405,7 @@ async def _distributed_vigil(
             vigil_process(f"worker-{api_port}", [], env, workdir, worker_command) as worker_proc,
         ):
             api_url = f"http://127.0.0.1:{api_port}"
-            await wait_http(f"{api_url}/healthz", api_proc, workdir / f"api-{api_port}.log")
+            await wait_http(f"{api_url}/healthz", api_proc, workdir / f"api-{api_port}.log", 90)
             await _warm_up(
                 api_url,
                 env["VIGIL_TOKEN"],
@@ -564,7 +518,7 @@ async def _warm_up(
 
         async def stored() -> bool:
             if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{_tail(log)}")
+                raise RuntimeError(f"the worker exited:\n{log_tail(log)}")
             try:
                 return await influx_count(client, influx, database, time_span(HOSTS * CPUS, start_ns)) > 0
             except httpx.HTTPStatusError:
@@ -601,7 +555,7 @@ async def _embedded_rounds(
     runs: list[Run] = []
     with vigil_process(name, ["--port", str(port)], env, workdir, command) as proc:
         url = f"http://127.0.0.1:{port}"
-        await wait_http(f"{url}/healthz", proc, workdir / f"{name}.log")
+        await wait_http(f"{url}/healthz", proc, workdir / f"{name}.log", 90)
         for round_no in range(rounds):
             start_ns = (int(time.time()) - 14 * 86400 + round_no * 86400) * 10**9
             run = await run_vigil_embedded(

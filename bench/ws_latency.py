@@ -22,75 +22,25 @@ import multiprocessing
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bench._common import REPO_ROOT, RawHttpClient, machine, print_json
+from bench._processes import free_port, log_tail, vigil_process, wait_http
 
 app = typer.Typer(add_completion=False, help=__doc__)
 err = Console(stderr=True)
-VIGIL = [sys.executable, "-m", "vigil"]
 TITLE = "WsBench: seq "
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def process(
-    name: str, args: list[str], env: dict[str, str], workdir: Path, command: list[str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    log = (workdir / f"{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [*(command or VIGIL), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:]
-
-
-async def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{log.name} exited early:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not up within {timeout_s:.0f}s")
-            await asyncio.sleep(0.2)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -426,14 +376,16 @@ async def run(
         ports = [free_port() for _ in range(apis)]
         with contextlib.ExitStack() as stack:
             procs = [
-                stack.enter_context(process(f"api{i}", ["api", "--port", str(p)], env(f"api{i}"), workdir))
+                stack.enter_context(
+                    vigil_process(f"api{i}", ["api", "--port", str(p)], env(f"api{i}"), workdir)
+                )
                 for i, p in enumerate(ports)
             ]
             roles = ["--roles", "alerting"] if alerting_worker_only else []
-            worker = stack.enter_context(process("worker", ["worker", *roles], env("worker"), workdir))
+            worker = stack.enter_context(vigil_process("worker", ["worker", *roles], env("worker"), workdir))
             urls = [f"http://127.0.0.1:{p}" for p in ports]
             for i, (url, proc) in enumerate(zip(urls, procs, strict=True)):
-                await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log")
+                await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log", 120)
             err.print(f"{apis} API processes up; connecting {clients} WebSocket clients")
             pool = ListenerPool(
                 [f"{urls[i % apis].replace('http', 'ws')}/ws/alerts?token={token}" for i in range(clients)],
@@ -445,7 +397,7 @@ async def run(
                 warm, _, _ = await send_at_rate(urls, token, 20, 1.0, 0, "warm", 1)
                 samples, missing = await pool.collect(warm, 60)
                 if worker.poll() is not None:
-                    raise RuntimeError("the worker exited:\n" + _tail(workdir / "worker.log"))
+                    raise RuntimeError("the worker exited:\n" + log_tail(workdir / "worker.log"))
                 err.print(f"warm-up: {len(warm)} alerts, {missing} deliveries missing")
                 err.print(f"measuring: {rate:.0f} alerts/s for {seconds:.0f} s to {clients} clients")
                 sent, post_latencies, failures = await send_at_rate(
