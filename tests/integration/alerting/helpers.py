@@ -1,17 +1,12 @@
 """Helpers for alerting tests: run pipeline stages until their topics are drained, publish
-signals and findings, serve the app on a real port (for WebSockets)."""
+signals and findings."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-
-from tests.services import free_port
 from vigil.backends import Backends
 from vigil.domain import codec
 from vigil.domain.alerts import AlertSignal
@@ -58,56 +53,6 @@ async def publish_findings(backends: Backends, findings: Sequence[Finding]) -> N
 
 def now_ns(minutes_ago: float = 0) -> int:
     return time.time_ns() - int(minutes_ago * 60e9)
-
-
-class LiveServer:
-    """The Vigil app on a real loopback port, in this event loop."""
-
-    def __init__(self, backends: Backends) -> None:
-        from vigil.api.app import create_app
-
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(backends, manage_backends=False),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            ws_ping_interval=None,
-        )
-        self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> LiveServer:
-        self._task = asyncio.create_task(self.server.serve())
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if self._task.done():
-                await self._task
-            if time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
-            await asyncio.sleep(0.02)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def live_server(backends: Backends) -> AsyncIterator[LiveServer]:
-    async with LiveServer(backends) as server:
-        yield server
 
 
 def signal(**kw: Any) -> AlertSignal:

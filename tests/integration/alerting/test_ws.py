@@ -14,8 +14,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.alerting.helpers import LiveServer, drain, signal
+from tests.integration.alerting.helpers import drain, signal
 from tests.integration.conftest import Api
+from tests.live_server import LiveServer
 from vigil.alerting.service import AlertService
 from vigil.backends import Backends
 from vigil.config import Settings

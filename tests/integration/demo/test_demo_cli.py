@@ -6,7 +6,8 @@ import asyncio
 import sys
 
 from tests.integration.conftest import Api
-from tests.integration.demo.conftest import LiveVigil, drain
+from tests.integration.demo.conftest import drain
+from tests.live_server import LiveServer
 from vigil.demo.fleet import ensure_demo_sources
 from vigil.domain.metrics import MetricQuery
 from vigil.pipeline.stages.ingestion import ingestion_stages
@@ -23,7 +24,7 @@ async def vigil_demo(*args: str) -> tuple[int, str]:
 
 
 async def test_vigil_demo_sends_to_a_running_vigil_and_explains_a_refused_token(
-    api: Api, live: LiveVigil
+    api: Api, live: LiveServer
 ) -> None:
     tokens = await ensure_demo_sources(api.backends)
     code, output = await vigil_demo(

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tests.integration.conftest import Api
-from tests.integration.demo.conftest import LiveVigil, drain
+from tests.integration.demo.conftest import drain
+from tests.live_server import LiveServer
 from vigil.demo.fleet import (
     DEMO_SOURCE_TYPES,
     MIN_HOSTS,
@@ -75,7 +76,7 @@ async def test_demo_sources_are_idempotent_and_tokens_rotate(api: Api) -> None:
     assert (old.status_code, new.status_code) == (401, 204)  # fmt: skip
 
 
-async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live: LiveVigil) -> None:
+async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live: LiveServer) -> None:
     backends = api.backends
     tokens = await ensure_demo_sources(backends)
     await backends.bus.ensure_group(topology.EXTERNAL_ALERTS, SPY)
@@ -167,7 +168,7 @@ async def test_fleet_telemetry_arrives_through_the_real_endpoints(api: Api, live
     assert time.time() - started < 60
 
 
-async def test_up_demo_after_a_restart_backfills_only_the_gap(api: Api, live: LiveVigil) -> None:
+async def test_up_demo_after_a_restart_backfills_only_the_gap(api: Api, live: LiveServer) -> None:
     """`vigil up --demo` remembers how far it got, so a restart does not send history twice."""
     backends = api.backends
     await ensure_demo_sources(backends)

@@ -1,21 +1,16 @@
 """Helpers for ingestion tests: sources and ingest tokens, draining the ingestion stages,
-watching what the API published, and the app on a real port (for real agents and SDKs)."""
+and watching what the API published (the app on a real port is tests/live_server.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 
-from tests.services import free_port
 from vigil.api.routes.ingest_common import forget_cached_sources
 from vigil.api.routes.tokens import issue_token
 from vigil.backends import Backends
@@ -126,48 +121,3 @@ async def make_ingest(backends: Backends, client: httpx.AsyncClient) -> Ingest:
         await backends.bus.ensure_group(topic, SPY)
     ingest.forget()
     return ingest
-
-
-class LiveServer:
-    """The Vigil app on a real loopback port, served from this event loop."""
-
-    def __init__(self, backends: Backends) -> None:
-        from vigil.api.app import create_app
-
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(backends, manage_backends=False),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> LiveServer:
-        self._task = asyncio.create_task(self.server.serve())
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if self._task.done():
-                await self._task
-            if time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
-            await asyncio.sleep(0.02)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def live_server(backends: Backends) -> AsyncIterator[LiveServer]:
-    async with LiveServer(backends) as server:
-        yield server

@@ -8,7 +8,8 @@ import asyncio
 import sentry_sdk
 
 from tests.integration.conftest import Api
-from tests.integration.ingest.helpers import Ingest, LiveServer
+from tests.integration.ingest.helpers import Ingest
+from tests.live_server import LiveServer
 
 
 def _checkout(cart: list[int]) -> float:
