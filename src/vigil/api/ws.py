@@ -37,6 +37,7 @@ from starlette.websockets import WebSocketState
 
 from vigil.api.auth import SESSION_COOKIE, Principal, authenticate, backends_of
 from vigil.bus.base import Bus
+from vigil.bus.follow import follow_broadcast
 from vigil.pipeline import topology
 from vigil.pipeline.stages.alerting_live_metrics import SeriesFilter, interest_announcement
 
@@ -131,20 +132,7 @@ class BroadcastHub:
             self._task = None
 
     async def _pump(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                async with self.bus.subscribe(self.channel) as subscription:
-                    self._ready.set()
-                    backoff = 0.2
-                    async for _, payload in subscription:
-                        self._deliver(payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("live channel %s lost (%s); resubscribing in %.1fs", self.channel, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        await follow_broadcast(self.bus, self.channel, self._deliver, on_subscribed=self._ready.set)
 
     def _deliver(self, payload: bytes) -> None:
         text = payload.decode()

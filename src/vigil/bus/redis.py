@@ -11,6 +11,7 @@ may overshoot ``max_backlog`` by what the others publish in that second.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from vigil.bus.base import (
     GroupStats,
     Message,
 )
+from vigil.bus.follow import cancel_requested
 
 PAYLOAD = b"p"
 # A blocking XREADGROUP is cut into chunks no longer than this (and than the visibility
@@ -41,6 +43,8 @@ PAYLOAD = b"p"
 # never outlives the socket timeout.
 MAX_BLOCK_MS = 2_000
 SOCKET_TIMEOUT_S = 10.0
+# How often a waiting pub/sub reader checks whether its subscription was closed.
+POLL_S = 1.0
 BACKLOG_CACHE_S = 1.0  # how long a measured backlog is trusted (plus what we published since)
 
 # Republish a dead letter to its topic and delete it, atomically, so two concurrent replays
@@ -143,9 +147,17 @@ class RedisSubscription:
         if self._early:
             return self._early.popleft()
         while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if cancel_requested():
+                raise asyncio.CancelledError
             try:
                 with self._bus._errors():
-                    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    # A bounded wait, not an endless one: redis-py's retry layer reconnects a
+                    # pub/sub connection that ``aclose`` has just shut, and a reader blocked on
+                    # that new socket would outlive its subscription (seen as a task that never
+                    # finished cancelling at shutdown). Each timeout re-checks ``_closed``.
+                    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
             except BusUnavailable:
                 if self._closed:
                     raise StopAsyncIteration from None

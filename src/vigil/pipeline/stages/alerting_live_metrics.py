@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.bus.base import Bus, Message
+from vigil.bus.follow import follow_broadcast
 from vigil.domain import codec
 from vigil.pipeline import topology
 from vigil.pipeline.runner import BatchOutcome
@@ -142,18 +143,12 @@ class LiveMetricsStage:
         self.interest = Interest()
         self._listener: asyncio.Task[None] | None = None
 
+    def _hear(self, payload: bytes) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            self.interest.update(codec.decode(payload))
+
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with self.bus.subscribe(topology.LIVE_METRICS_INTEREST) as subscription:
-                    async for _, payload in subscription:
-                        with contextlib.suppress(ValueError, TypeError):
-                            self.interest.update(codec.decode(payload))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("live-metrics interest subscription lost (%s); resubscribing", exc)
-                await asyncio.sleep(1.0)
+        await follow_broadcast(self.bus, topology.LIVE_METRICS_INTEREST, self._hear)
 
     def _ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():
