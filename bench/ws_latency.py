@@ -343,6 +343,7 @@ async def run(
     per_request: int = 1,
     listener_processes: int = 2,
     alerting_worker_only: bool = False,
+    split_workers: bool = False,
 ) -> dict[str, Any]:
     import asyncpg
 
@@ -381,8 +382,11 @@ async def run(
                 )
                 for i, p in enumerate(ports)
             ]
-            roles = ["--roles", "alerting"] if alerting_worker_only else []
+            roles = ["--roles", "alerting"] if alerting_worker_only or split_workers else []
             worker = stack.enter_context(vigil_process("worker", ["worker", *roles], env("worker"), workdir))
+            if split_workers:
+                rest = ["worker", "--roles", "ingest,enrich,metrics"]
+                stack.enter_context(vigil_process("worker-rest", rest, env("worker-rest"), workdir))
             urls = [f"http://127.0.0.1:{p}" for p in ports]
             for i, (url, proc) in enumerate(zip(urls, procs, strict=True)):
                 await wait_http(f"{url}/healthz", proc, workdir / f"api{i}.log", 120)
@@ -422,7 +426,13 @@ async def run(
                 "seconds": seconds,
                 "alerts_per_request": per_request,
                 "listener_processes": listener_processes,
-                "worker": "alerting stages only" if alerting_worker_only else "vigil worker (every stage)",
+                "worker": (
+                    "two workers: --roles alerting, --roles ingest,enrich,metrics"
+                    if split_workers
+                    else "alerting stages only"
+                    if alerting_worker_only
+                    else "vigil worker (every stage)"
+                ),
                 "chroma": "server" if chroma_url else "embedded per process",
             },
             "vigil": {
@@ -488,6 +498,11 @@ def main(
     alerting_worker_only: bool = typer.Option(
         False, help="Run the worker as `vigil worker --roles alerting` (only the alerting stages)"
     ),
+    split_workers: bool = typer.Option(
+        False,
+        help="Two workers, as a deployment would split them: `--roles alerting` and "
+        "`--roles ingest,enrich,metrics`",
+    ),
     per_request: int = typer.Option(
         1, "--alerts-per-request", help="Alerts per webhook request (Alertmanager sends groups)"
     ),
@@ -532,6 +547,7 @@ def main(
                 per_request,
                 listener_processes,
                 alerting_worker_only,
+                split_workers,
             )
 
     # SIGTERM stops the run like Ctrl+C, so the servers and the throwaway database go too.
