@@ -4,6 +4,7 @@ swallowed the cancellation (as Python 3.11's ``asyncio.wait_for`` does inside re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -84,10 +85,8 @@ async def test_a_swallowed_cancellation_still_stops_the_follower() -> None:
         current = asyncio.current_task()
         assert current is not None
         current.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(1)
-        except asyncio.CancelledError:
-            pass
         assert cancel_requested()
         raise ConnectionError("closed under us")
 
