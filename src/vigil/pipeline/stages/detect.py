@@ -69,7 +69,7 @@ from vigil.analytics.anomaly import (
 )
 from vigil.backends import Backends
 from vigil.bus.base import Message
-from vigil.collectors.leases import Leases, build_leases, preferred_owner
+from vigil.collectors.leases import Leases, build_leases
 from vigil.domain import codec
 from vigil.domain.findings import Finding
 from vigil.domain.metrics import MetricQuery, Point
@@ -80,6 +80,7 @@ from vigil.metrics.series import series_key
 from vigil.metrics.state import DetectorStateStore, LeaseLost, SeriesState
 from vigil.observability import REGISTRY
 from vigil.pipeline import topology
+from vigil.pipeline.leased_partitions import LeasedPartitions
 from vigil.pipeline.runner import consumer_name, register_group
 from vigil.pipeline.stages.predict import (
     BUCKET_S,
@@ -739,10 +740,13 @@ def _apply_verdict(finding: Finding, verdict: dict[str, Any] | None) -> None:
             finding.title = f"Likely benign: {finding.title}"[:512]
 
 
-class MetricDetector:
+class MetricDetector(LeasedPartitions["PartitionConsumer"]):
     """The ``metrics-detect`` service: holds partition leases and runs a consumer per partition."""
 
     name = "metrics-detect"
+    label = "detect partition"
+    lease_prefix = LEASE_PREFIX
+    members_group = MEMBERS_GROUP
 
     def __init__(
         self,
@@ -847,116 +851,29 @@ class MetricDetector:
     def rule_by_id(self, rule_id: str | None) -> PredictionRule | None:
         return next((r for r in self._rules.rules if r.id == rule_id), None)
 
-    # --- leases --------------------------------------------------------------------------------
+    # --- leases (see LeasedPartitions) ---------------------------------------------------------
 
-    def lease_name(self, partition: int) -> str:
-        return f"{LEASE_PREFIX}{partition}"
+    @property
+    def partition_count(self) -> int:
+        return self.partitions
 
-    async def still_holds(self, partition: int) -> bool:
-        return bool(await self.leases.renew([self.lease_name(partition)], self.options.lease_ttl_ms))
+    @property
+    def partition_topic(self) -> str:
+        return self.topic
 
-    async def ensure_groups(self) -> None:
-        for partition in range(self.partitions):
-            await self.backends.bus.ensure_group(self.topic, partition_group(partition))
+    @property
+    def lease_ttl(self) -> int:
+        return self.options.lease_ttl_ms
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        await self.ensure_groups()
-        try:
-            while not stopping.is_set():
-                await self.rebalance()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self.options.lease_ttl_ms / 3000)
-        finally:
-            await self.stop_all()
-            with contextlib.suppress(Exception):
-                await self.leases.leave(MEMBERS_GROUP)
+    @property
+    def stop_timeout_s(self) -> float:
+        return self.options.review_timeout_s + 30
 
-    async def rebalance(self) -> None:
-        """Renew what we hold, take the partitions we should hold, let go of the others."""
-        ttl = self.options.lease_ttl_ms
-        members = await self.leases.join(MEMBERS_GROUP, ttl)
-        wanted = {
-            p
-            for p in range(self.partitions)
-            if preferred_owner(self.lease_name(p), members) == self.leases.owner
-        }
-        held_now = set(self.consumers)
-        renewed = await self.leases.renew([self.lease_name(p) for p in held_now], ttl)
-        for partition in held_now:
-            if self.lease_name(partition) not in renewed:
-                log.warning("detect partition %d: lease lost", partition)
-                await self._stop(partition, lost=True)
-        for partition in sorted(set(self.consumers) - wanted):
-            await self._stop(partition)
-            await self.leases.release([self.lease_name(partition)])
-        missing = [p for p in sorted(wanted) if p not in self.consumers]
-        if missing:
-            got = await self.leases.acquire([self.lease_name(p) for p in missing], ttl)
-            for partition in missing:
-                if self.lease_name(partition) in got:
-                    self._start(partition)
+    def group_of(self, partition: int) -> str:
+        return partition_group(partition)
 
-    def _start(self, partition: int) -> None:
-        consumer = PartitionConsumer(self, partition)
-        task = asyncio.create_task(self._supervise(consumer), name=f"detect-partition-{partition}")
-        self.consumers[partition] = (consumer, task)
+    def new_consumer(self, partition: int) -> PartitionConsumer:
+        return PartitionConsumer(self, partition)
 
-    async def _supervise(self, consumer: PartitionConsumer) -> None:
-        backoff = 0.5
-        while not consumer.stop.is_set():
-            try:
-                await consumer.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except LeaseLost:
-                consumer.reset()
-                return
-            except Exception as exc:
-                log.error(
-                    "detect partition %d crashed (%s); restarting in %.1fs",
-                    consumer.partition,
-                    exc,
-                    backoff,
-                    exc_info=exc,
-                )
-                consumer.reset()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(consumer.stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    async def _stop(self, partition: int, lost: bool = False) -> None:
-        entry = self.consumers.pop(partition, None)
-        if entry is None:
-            return
-        consumer, task = entry
-        consumer.lost = consumer.lost or lost
-        consumer.stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=self.options.review_timeout_s + 30)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception as exc:
-            log.warning("detect partition %d stopped with an error: %s", partition, exc)
-
-    async def stop_all(self) -> None:
-        partitions = list(self.consumers)
-        for partition in partitions:
-            await self._stop(partition)
-        if partitions:
-            with contextlib.suppress(Exception):
-                await self.leases.release([self.lease_name(p) for p in partitions])
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait until every partition has handled and acknowledged everything published so far
-        (tests, demo)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            busy = False
-            for partition in range(self.partitions):
-                stats = await self.backends.bus.group_stats(self.topic, partition_group(partition))
-                busy = busy or stats.lag > 0 or stats.pending > 0
-            if not busy:
-                return
-            await asyncio.sleep(0.05)
-        raise TimeoutError("detect partitions did not drain in time")
+    def after_crash(self, consumer: PartitionConsumer) -> None:
+        consumer.reset()

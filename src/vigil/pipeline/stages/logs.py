@@ -41,7 +41,7 @@ from sqlalchemy import insert, select
 
 from vigil.backends import Backends
 from vigil.bus.base import Message
-from vigil.collectors.leases import Leases, build_leases, preferred_owner
+from vigil.collectors.leases import Leases, build_leases
 from vigil.domain import codec
 from vigil.domain.findings import Finding
 from vigil.domain.logs import LogRecord, normalise_level
@@ -57,6 +57,7 @@ from vigil.logs.store import (
     write_template_changes,
 )
 from vigil.pipeline import topology
+from vigil.pipeline.leased_partitions import LeasedPartitions
 from vigil.pipeline.runner import consumer_name, register_group
 from vigil.store.models.logs import LogLine, LogProcessedMessage
 
@@ -397,10 +398,13 @@ class ShardConsumer:
         await self.snapshot()
 
 
-class LogWorker:
+class LogWorker(LeasedPartitions["ShardConsumer"]):
     """The ``logs`` service: holds shard leases and runs a :class:`ShardConsumer` per shard."""
 
     name = "logs"
+    label = "log shard"
+    lease_prefix = LEASE_PREFIX
+    members_group = MEMBERS_GROUP
 
     def __init__(
         self,
@@ -431,110 +435,31 @@ class LogWorker:
         for shard in range(self.shards):
             register_group(topology.LOGS, shard_group(shard))
 
-    def lease_name(self, shard: int) -> str:
-        return f"{LEASE_PREFIX}{shard}"
+    # --- leases (see LeasedPartitions) ---------------------------------------------------------
 
-    async def still_holds(self, shard: int) -> bool:
-        return bool(await self.leases.renew([self.lease_name(shard)], self.lease_ttl_ms))
+    @property
+    def partition_count(self) -> int:
+        return self.shards
 
-    async def ensure_groups(self) -> None:
-        for shard in range(self.shards):
-            await self.backends.bus.ensure_group(topology.LOGS, shard_group(shard))
+    @property
+    def partition_topic(self) -> str:
+        return topology.LOGS
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        await self.ensure_groups()
-        try:
-            while not stopping.is_set():
-                await self.rebalance()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self.lease_ttl_ms / 3000)
-        finally:
-            await self.stop_all()
-            with contextlib.suppress(Exception):
-                await self.leases.leave(MEMBERS_GROUP)
+    @property
+    def lease_ttl(self) -> int:
+        return self.lease_ttl_ms
 
-    async def rebalance(self) -> None:
-        """Renew what we hold, take the shards we should hold, let go of the others."""
-        members = await self.leases.join(MEMBERS_GROUP, self.lease_ttl_ms)
-        wanted = {
-            s for s in range(self.shards) if preferred_owner(self.lease_name(s), members) == self.leases.owner
-        }
-        held_now = set(self.consumers)
-        renewed = await self.leases.renew([self.lease_name(s) for s in held_now], self.lease_ttl_ms)
-        for shard in held_now:
-            if self.lease_name(shard) not in renewed:
-                log.warning("log shard %d: lease lost", shard)
-                await self._stop(shard, lost=True)
-        for shard in sorted(set(self.consumers) - wanted):
-            await self._stop(shard)
-            await self.leases.release([self.lease_name(shard)])
-        missing = [s for s in sorted(wanted) if s not in self.consumers]
-        if missing:
-            got = await self.leases.acquire([self.lease_name(s) for s in missing], self.lease_ttl_ms)
-            for shard in missing:
-                if self.lease_name(shard) in got:
-                    self._start(shard)
+    def group_of(self, partition: int) -> str:
+        return shard_group(partition)
 
-    def _start(self, shard: int) -> None:
-        consumer = ShardConsumer(self, shard)
-        task = asyncio.create_task(self._supervise(consumer), name=f"logs-shard-{shard}")
-        self.consumers[shard] = (consumer, task)
+    def new_consumer(self, partition: int) -> ShardConsumer:
+        return ShardConsumer(self, partition)
 
-    async def _supervise(self, consumer: ShardConsumer) -> None:
-        backoff = 0.5
-        while not consumer.stop.is_set():
-            try:
-                await consumer.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error(
-                    "log shard %d crashed (%s); restarting in %.1fs",
-                    consumer.shard,
-                    exc,
-                    backoff,
-                    exc_info=exc,
-                )
-                consumer.miners.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(consumer.stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    async def _stop(self, shard: int, lost: bool = False) -> None:
-        entry = self.consumers.pop(shard, None)
-        if entry is None:
-            return
-        consumer, task = entry
-        consumer.lost = consumer.lost or lost
-        consumer.stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=30)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception as exc:
-            log.warning("log shard %d stopped with an error: %s", shard, exc)
-
-    async def stop_all(self) -> None:
-        shards = list(self.consumers)
-        for shard in shards:
-            await self._stop(shard)
-        if shards:
-            with contextlib.suppress(Exception):
-                await self.leases.release([self.lease_name(s) for s in shards])
+    def after_crash(self, consumer: ShardConsumer) -> None:
+        consumer.miners.clear()
 
     async def drain(self, timeout_s: float = 20.0) -> None:
-        """Wait until every shard group has handled everything published so far (tests, demo)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            busy = False
-            for shard in range(self.shards):
-                stats = await self.backends.bus.group_stats(topology.LOGS, shard_group(shard))
-                busy = busy or stats.lag > 0 or stats.pending > 0
-            if not busy:
-                return
-            await asyncio.sleep(0.05)
-        raise TimeoutError("log shards did not drain in time")
+        await super().drain(timeout_s)
 
 
 def log_services(backends: Backends) -> list[Any]:
