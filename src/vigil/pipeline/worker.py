@@ -20,40 +20,34 @@ from vigil.pipeline.stages.logs import log_services
 from vigil.pipeline.stages.metrics_wiring import metric_services, metric_stages
 
 
-def build_stages(backends: Backends, roles: Collection[str] = ROLES) -> list[Stage]:
+def _role_parts(backends: Backends, role: str) -> tuple[list[Stage], list[Service]]:
+    """The stages and services one role runs (each service runs as its own task, so their
+    order does not matter)."""
+    if role == "ingest":
+        services = [*ingestion_services(backends), *log_services(backends), CollectorScheduler(backends)]
+        return ingestion_stages(backends), services
+    if role == "alerting":
+        return alerting_stages(backends), alerting_services(backends)
+    if role == "enrich":
+        return [enrich_stage(backends)], []
+    if role == "metrics":
+        return metric_stages(backends), metric_services(backends)
+    raise ValueError(f"unknown worker role {role!r}")
+
+
+def build_parts(backends: Backends, roles: Collection[str] = ROLES) -> tuple[list[Stage], list[Service]]:
+    """The stages and services of these roles, built once each."""
     check_roles(roles)
     stages: list[Stage] = []
-    if "ingest" in roles:
-        stages += ingestion_stages(backends)
-    if "alerting" in roles:
-        stages += alerting_stages(backends)
-    if "enrich" in roles:
-        stages.append(enrich_stage(backends))
-    if "metrics" in roles:
-        stages += metric_stages(backends)
-    return stages
-
-
-def build_services(backends: Backends, roles: Collection[str] = ROLES) -> list[Service]:
-    check_roles(roles)
     services: list[Service] = []
-    if "ingest" in roles:
-        services += ingestion_services(backends)
-    if "alerting" in roles:
-        services += alerting_services(backends)
-    if "ingest" in roles:
-        services += log_services(backends)
-    if "metrics" in roles:
-        services += metric_services(backends)
-    if "ingest" in roles:
-        services.append(CollectorScheduler(backends))
-    return services
+    for role in ROLES:
+        if role in roles:
+            role_stages, role_services = _role_parts(backends, role)
+            stages += role_stages
+            services += role_services
+    return stages, services
 
 
 def build_runner(backends: Backends, roles: Collection[str] = ROLES) -> Runner:
-    return Runner(
-        backends.bus,
-        build_stages(backends, roles),
-        build_services(backends, roles),
-        consumer=None if backends.settings.worker_name is None else backends.settings.worker_name,
-    )
+    stages, services = build_parts(backends, roles)
+    return Runner(backends.bus, stages, services, consumer=backends.settings.worker_name)

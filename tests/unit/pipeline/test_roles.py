@@ -11,11 +11,11 @@ from vigil.backends import Backends
 from vigil.cli import app
 from vigil.config import Settings
 from vigil.pipeline.roles import ROLES, check_roles
-from vigil.pipeline.worker import build_services, build_stages
+from vigil.pipeline.worker import build_parts
 
 
 def stage_names(backends: Backends, roles: tuple[str, ...]) -> set[str]:
-    return {stage.name for stage in build_stages(backends, roles)}
+    return {stage.name for stage in build_parts(backends, roles)[0]}
 
 
 def test_roles_partition_the_stages(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_roles_partition_the_stages(tmp_path: Path) -> None:
     assert all(parts), parts  # every role runs something
     assert set().union(*parts) == whole
     assert sum(len(p) for p in parts) == len(whole)  # no stage in two roles
-    assert len(build_services(backends, ("alerting",))) < len(build_services(backends, ROLES))
+    assert len(build_parts(backends, ("alerting",))[1]) < len(build_parts(backends, ROLES)[1])
 
 
 def test_unknown_or_empty_roles_are_refused() -> None:
