@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from vigil.analytics.rca_ranking import Evidence, Hypothesis, Scope, rank, timeline
 from vigil.llm.client import LLM, LLMError
@@ -63,6 +63,17 @@ def result_dict(row: RCAResult) -> dict[str, Any]:
     }
 
 
+def latest_analysis(incident_id: int, *columns: Any) -> Select[Any]:
+    """The query for the incident's latest stored analysis, selecting ``columns`` (the whole row
+    when given ``RCAResult``)."""
+    return (
+        select(*columns)
+        .where(RCAResult.incident_id == incident_id)
+        .order_by(RCAResult.created_at.desc(), RCAResult.id.desc())
+        .limit(1)
+    )
+
+
 class RCAService:
     def __init__(
         self,
@@ -97,14 +108,7 @@ class RCAService:
 
     async def latest(self, incident_id: int) -> RCAResult | None:
         async with self.db.session() as session:
-            return (
-                await session.execute(
-                    select(RCAResult)
-                    .where(RCAResult.incident_id == incident_id)
-                    .order_by(RCAResult.created_at.desc(), RCAResult.id.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            return (await session.execute(latest_analysis(incident_id, RCAResult))).scalar_one_or_none()
 
     async def analyze(self, incident_id: int, trigger: str = "api", use_llm: bool = True) -> RCAResult:
         """Analyse the incident now and store the result; KeyError if it does not exist."""

@@ -22,14 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from vigil.backends import Backends
 from vigil.bus.base import Bus, Message
 from vigil.domain import codec
 from vigil.pipeline import topology
 from vigil.pipeline.runner import BatchOutcome, PoisonMessage
-from vigil.rca.service import RCAService
+from vigil.rca.service import RCAService, latest_analysis
 from vigil.store.db import Database
 from vigil.store.models import Incident, RCAResult
 from vigil.store.types import utcnow
@@ -114,14 +112,8 @@ class EnrichStage:
             alert_count = incident.alert_count
             # Only when and at what size it was last analysed, not the stored evidence: this
             # runs for every change of a busy incident, and decoding the evidence was most of it.
-            latest = (
-                await session.execute(
-                    select(RCAResult.alert_count, RCAResult.created_at)
-                    .where(RCAResult.incident_id == incident_id)
-                    .order_by(RCAResult.created_at.desc(), RCAResult.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            columns = (RCAResult.alert_count, RCAResult.created_at)
+            latest = (await session.execute(latest_analysis(incident_id, *columns))).first()
         due, trigger = self._due(latest, alert_count, types, resolved)
         if due:
             row = await self.rca.analyze(incident_id, trigger=trigger)
