@@ -18,6 +18,7 @@ from rich.table import Table
 
 from vigil.config import Settings, SettingsError, load_settings
 from vigil.pipeline.roles import ROLES, check_roles
+from vigil.runtime import freeze_startup_heap
 
 app = typer.Typer(
     name="vigil",
@@ -151,6 +152,7 @@ def up(
         admin = await ensure_admin(backends)
         runner = build_runner(backends)
         server = _uvicorn_server(create_app(backends, manage_backends=False), host, port)
+        freeze_startup_heap()
         extra_tasks: list[asyncio.Task[None]] = []
 
         def stop() -> None:
@@ -209,6 +211,7 @@ def api(host: str = HostOption, port: int = PortOption, data_dir: Path | None = 
         if admin:
             console.print(f"First run: admin password [bold]{admin.password}[/bold]")
         server = _uvicorn_server(create_app(backends, manage_backends=False), host, port)
+        freeze_startup_heap()
 
         def stop() -> None:
             server.should_exit = True
@@ -253,6 +256,7 @@ def worker(
         backends = Backends.from_settings(settings)
         await backends.start()
         runner = build_runner(backends, chosen)
+        freeze_startup_heap()
         with _signals(runner.stopping.set):
             console.print(f"Vigil worker {runner.consumer} started ({', '.join(chosen)})")
             await runner.run_until_stopped()
