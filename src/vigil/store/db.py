@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -32,6 +34,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+# A pooled connection used this recently is taken as alive. SQLAlchemy's pool_pre_ping pings on
+# every checkout, and asyncpg's ping is three round trips (begin, ";", rollback): in a busy worker
+# that was a fifth of every alerting transaction. A connection that died within this window
+# (a server restart) fails one statement; that error invalidates the whole pool, so the next
+# checkouts reconnect.
+IDLE_PING_S = 2.0
+
+
+def _stamp_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:
+        return  # new, or used moments ago
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool discards this connection and checks out another (a new one if need be).
+        raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 def json_dumps(value: Any) -> str:
@@ -68,10 +93,12 @@ class Database:
                 echo=echo,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                pool_use_lifo=True,  # a few hot connections; the idle rest get pinged
                 json_serializer=json_dumps,
                 json_deserializer=json_loads,
             )
+            event.listen(self.engine.sync_engine.pool, "checkin", _stamp_idle)
+            event.listen(self.engine.sync_engine.pool, "checkout", _ping_if_idle)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
