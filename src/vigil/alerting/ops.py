@@ -220,21 +220,24 @@ class AlertOps:
         open_by_fp: dict[str, Alert] = {}
         recent_by_fp: dict[str, Alert] = {}
         if fingerprints:
-            rows = await self.session.execute(
-                select(Alert).where(Alert.fingerprint.in_(fingerprints), Alert.resolved_at.is_(None))
-            )
-            open_by_fp = {a.fingerprint: a for a in rows.scalars()}
+            # Firing alerts, and those resolved recently enough to reopen, in one query.
             # Reopening is judged in the signals' own time, so replayed or late signals behave
             # as they did when they happened.
             window = timedelta(seconds=self.options.reopen_window_s)
             since = min(as_datetime(s.time_ns) for s, _ in prepared) - window
             rows = await self.session.execute(
                 select(Alert)
-                .where(Alert.fingerprint.in_(fingerprints), Alert.resolved_at >= since)
+                .where(
+                    Alert.fingerprint.in_(fingerprints),
+                    or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since),
+                )
                 .order_by(Alert.resolved_at.desc(), Alert.id.desc())
             )
             for row in rows.scalars():
-                recent_by_fp.setdefault(row.fingerprint, row)
+                if row.resolved_at is None:
+                    open_by_fp[row.fingerprint] = row
+                else:
+                    recent_by_fp.setdefault(row.fingerprint, row)
         if any(not s.resolved for s, _ in prepared):
             await self.candidates()  # before new rows exist, so that query flushes nothing
         touched: dict[int, Alert] = {}
