@@ -25,10 +25,13 @@ class RecordingStage:
     poison: set[bytes] = field(default_factory=set)
     crash_times: int = 0  # raise from handle this many times (a "store down" crash)
     delay_s: float = 0.0
+    batch_interval_s: float = 0.0
+    batches: list[int] = field(default_factory=list)  # size of each batch handled
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         self.started.set()
+        self.batches.append(len(messages))
         if self.crash_times > 0:
             self.crash_times -= 1
             raise ConnectionError("store is down")
@@ -91,6 +94,27 @@ async def test_stop_finishes_and_acks_in_flight_work(backends: Backends) -> None
     assert stage.seen == [b"in-flight"]
     stats = await backends.bus.group_stats(TOPIC, stage.group)
     assert (stats.pending, stats.lag) == (0, 0)
+
+
+async def test_a_batch_interval_takes_a_trickle_in_few_batches_and_stops_promptly(
+    backends: Backends,
+) -> None:
+    stage = RecordingStage(batch_size=1000, batch_interval_s=0.5)
+    runner = Runner(backends.bus, [stage], block_ms=100)
+    await runner.start()
+    sent = [f"m{i}".encode() for i in range(30)]
+    try:
+        for payload in sent:  # one message every 40 ms: 1.2 s in all
+            await backends.bus.publish(TOPIC, payload)
+            await asyncio.sleep(0.04)
+        await _wait_for(lambda: len(stage.seen) == len(sent))
+        assert sorted(stage.seen) == sorted(sent)
+        assert len(stage.batches) <= 5  # about one batch per 0.5 s, not one per message
+        assert max(stage.batches) > 1
+    finally:
+        begin = asyncio.get_running_loop().time()
+        await runner.stop()
+    assert asyncio.get_running_loop().time() - begin < 1.0  # the wait ends with the stop
 
 
 async def test_dead_letters_are_listed_and_replayed_through_the_api(api: Api) -> None:

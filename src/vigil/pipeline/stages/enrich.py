@@ -48,7 +48,11 @@ class EnrichStage:
     name = "enrich"
     topic = topology.ALERT_CHANGES
     group = "enrich"
-    batch_size = 100
+    # Every alert change lands here; per batch the cost is per incident, not per message. Taking
+    # a second's worth at a time keeps an alert storm from costing a session per alerting
+    # transaction, on the worker that also runs the alerting stages.
+    batch_size = 2000
+    batch_interval_s = 1.0
 
     def __init__(
         self,
