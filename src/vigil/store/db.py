@@ -37,8 +37,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 # A pooled connection used this recently is taken as alive. SQLAlchemy's pool_pre_ping pings on
-# every checkout, and asyncpg's ping is three round trips (begin, ";", rollback): in a busy worker
-# that was a fifth of every alerting transaction. A connection that died within this window
+# every checkout, and asyncpg's ping is three round trips (begin, ";", rollback), added to the
+# dozen of an alerting transaction. A connection that died within this window
 # (a server restart) fails one statement; that error invalidates the whole pool, so the next
 # checkouts reconnect.
 IDLE_PING_S = 2.0
