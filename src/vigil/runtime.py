@@ -2,10 +2,11 @@
 
 A full garbage collection walks every object the collector tracks. After start-up that is
 mostly what never goes away: imported modules, Pydantic models, the vector store's client,
-settings. In the worker and the API processes that walk took 100–240 ms, and a full collection came
-every few seconds under an alert storm, so every alert in flight waited that long: a large
-part of the live-update p99 (``bench/ws_latency.py``). ``gc.freeze()`` moves what exists now out of the
-collector's view, so later full collections only walk what was allocated since (5–10 ms).
+settings. In the worker and the API processes that walk took 100–240 ms, and a full
+collection came every few seconds under an alert storm, so every alert in flight waited that
+long: a large part of the live-update p99 (``bench/ws_latency.py``). ``gc.freeze()`` moves
+what exists now out of the collector's view, so later full collections only walk what was
+allocated since (5–10 ms).
 """
 
 from __future__ import annotations
