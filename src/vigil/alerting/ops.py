@@ -190,6 +190,8 @@ class AlertOps:
         # re-fired alerts of incidents: (alert, when, severity changed, title before the re-fire)
         self._refired: list[tuple[Alert, datetime, bool, str]] = []
         self._dirty: dict[int, Incident] = {}  # by Python id: new incidents have no id yet
+        # Features of stored incidents that alerts joined, written in finish() (see there)
+        self._features: dict[int, tuple[Incident, IncidentFeatures]] = {}
         self._candidates: dict[int, tuple[Incident, IncidentFeatures]] | None = None
         self._next_temp_id = -1
 
@@ -864,7 +866,10 @@ class AlertOps:
                 incident.title = alert.title
             self.changes.incident("incident.updated", incident)
         candidates[merged.id] = (incident, merged)
-        self._write_features(incident, merged)
+        if incident.id is None:
+            self._write_features(incident, merged)  # part of its insert
+        else:
+            self._features[incident.id] = (incident, merged)
         self.note(
             "joined",
             f"alert joined: {alert.title}",
@@ -994,39 +999,48 @@ class AlertOps:
 
     async def finish(self) -> None:
         """Write what needs ids (links, counts, timeline, deliveries, summaries) and snapshot
-        the changes to announce. Call once, before the transaction commits."""
-        await self._apply_refires()
-        await self.session.flush()
-        for alert, incident in self._attach:
-            alert.incident_id = incident.id
-        self._attach.clear()
-        await self.session.flush()
-        await self._recount()
-        incidents_by_id: dict[int, Incident] = {i.id: i for i in self._dirty.values() if i.id is not None}
-        for pending in self._notify:
-            await self._queue_notification(pending, incidents_by_id)
-        self._notify.clear()
-        for n in self._notes:
-            self.session.add(
-                TimelineEntry(
-                    at=n.at,
-                    alert_id=n.alert.id if n.alert is not None else None,
-                    incident_id=n.incident.id if n.incident is not None else None,
-                    kind=n.kind,
-                    actor=n.actor,
-                    message=n.message,
-                    data=n.data,
+        the changes to announce. Call once, before the transaction commits.
+
+        Changes to stored incidents (features, counts, summary) are held back until the last
+        flush, so each incident is updated once per transaction: flushed as they happened,
+        a batch joining a busy incident updated it three times (with the alerts' insert,
+        with its counts, with its summary), in the transaction every alert waits for."""
+        await self.session.flush()  # new alerts and incidents get their ids
+        if self._attach:
+            for alert, incident in self._attach:
+                alert.incident_id = incident.id
+            self._attach.clear()
+            await self.session.flush()
+        with self.session.no_autoflush:
+            for incident, features in self._features.values():
+                self._write_features(incident, features)
+            self._features.clear()
+            await self._apply_refires()
+            await self._recount()
+            incidents_by_id = {i.id: i for i in self._dirty.values() if i.id is not None}
+            for pending in self._notify:
+                await self._queue_notification(pending, incidents_by_id)
+            self._notify.clear()
+            for n in self._notes:
+                self.session.add(
+                    TimelineEntry(
+                        at=n.at,
+                        alert_id=n.alert.id if n.alert is not None else None,
+                        incident_id=n.incident.id if n.incident is not None else None,
+                        kind=n.kind,
+                        actor=n.actor,
+                        message=n.message,
+                        data=n.data,
+                    )
                 )
-            )
-        self._notes.clear()
-        await self.session.flush()
-        dirty = [i for i in self._dirty.values() if i.id is not None]
-        snapshots = await incident_snapshots(self.session, dirty)
-        for incident in dirty:
-            summary = Summary(self.summarizer.render(snapshots[incident.id]), RULES)
-            if await apply_summary(self.session, incident, summary):
-                self.changes.incident("incident.updated", incident, durable=False)
-        self._dirty.clear()
+            self._notes.clear()
+            dirty = [i for i in self._dirty.values() if i.id is not None]
+            snapshots = await incident_snapshots(self.session, dirty)
+            for incident in dirty:
+                summary = Summary(self.summarizer.render(snapshots[incident.id]), RULES)
+                if await apply_summary(self.session, incident, summary):
+                    self.changes.incident("incident.updated", incident, durable=False)
+            self._dirty.clear()
         await self.session.flush()
         self.changes.render()
 

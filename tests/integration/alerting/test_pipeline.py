@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.integration.alerting.helpers import drain, now_ns, publish_findings, publish_signals, signal
 from tests.unit.alerting import scenarios
@@ -66,6 +66,35 @@ async def test_signals_dedup_resolve_and_announce_changes(backends: Backends) ->
     ]
     assert ("incident.resolved", incident.id) in [(c["type"], c["incident_id"]) for c in durable]
     assert all(c["incident_id"] == incident.id for c in durable)
+
+
+async def test_alerts_joining_an_incident_update_it_once(backends: Backends) -> None:
+    """Features, counts and summary of a stored incident that a batch joins are written in one
+    UPDATE: every extra statement is a round trip of the transaction each new alert waits for."""
+    service = AlertService(backends.db, backends.bus)
+    await service.ingest([signal(title="DiskFull", host="web-1", fingerprint="j-1")])
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    event.listen(backends.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await service.ingest(
+            [signal(title="DiskFull", host=f"web-{n}", fingerprint=f"j-{n}") for n in (2, 3)]
+        )
+    finally:
+        event.remove(backends.db.engine.sync_engine, "before_cursor_execute", record)
+    (incident,) = await incidents(backends)
+    assert (incident.alert_count, incident.open_alert_count) == (3, 3)
+    assert sorted(incident.hosts) == ["web-1", "web-2", "web-3"]
+    assert incident.summary is not None and incident.summary.startswith("3 alerts (3 still firing) on hosts")
+    assert sum(s.startswith("UPDATE INCIDENTS") for s in statements) == 1
+    assert not any(s.startswith("UPDATE ALERTS") for s in statements)  # inserted already linked
+    assert {s for s in statements if s.startswith("INSERT")} == {
+        "INSERT INTO ALERTS",
+        "INSERT INTO TIMELINE_ENTRIES",
+    }
 
 
 async def test_findings_become_alerts_with_evidence(backends: Backends) -> None:
