@@ -1005,6 +1005,7 @@ class AlertOps:
         flush, so each incident is updated once per transaction: flushed as they happened,
         a batch joining a busy incident updated it three times (with the alerts' insert,
         with its counts, with its summary), in the transaction every alert waits for."""
+        self._mark_notified()
         await self.session.flush()  # new alerts and incidents get their ids
         if self._attach:
             for alert, incident in self._attach:
@@ -1044,11 +1045,30 @@ class AlertOps:
         await self.session.flush()
         self.changes.render()
 
+    def _targets(self, pending: _Notify) -> list[tuple[int, int | None]]:
+        """The channels a queued notification goes to: none for a suppressed alert, for a
+        flapping alert's trigger or resolve (held), or for news of an alert nobody was told
+        fired; otherwise its own targets or the routes'."""
+        alert = pending.alert
+        if alert.suppressed or (alert.flapping and pending.event in ("trigger", "resolve")):
+            return []
+        if pending.event in ("resolve", "acknowledge") and alert.notified_at is None:
+            return []
+        if pending.targets is None:
+            pending.targets = route_channels(self.rules, pending.event, alert.severity, stored_labels(alert))
+        return pending.targets
+
+    def _mark_notified(self) -> None:
+        """Mark the alerts that queued notifications will reach, before the flush that inserts
+        new alerts: marked after it, each notified new alert was inserted, then updated."""
+        for pending in self._notify:
+            first = pending.event in ("trigger", "escalate") and pending.alert.notified_at is None
+            if first and self._targets(pending):
+                pending.alert.notified_at = self.now
+
     async def _queue_notification(self, pending: _Notify, incidents: dict[int, Incident]) -> None:
         alert = pending.alert
-        if alert.suppressed:
-            return
-        if alert.flapping and pending.event in ("trigger", "resolve"):
+        if not alert.suppressed and alert.flapping and pending.event in ("trigger", "resolve"):
             self.session.add(
                 TimelineEntry(
                     at=self.now,
@@ -1060,11 +1080,7 @@ class AlertOps:
                 )
             )
             return
-        if pending.event in ("resolve", "acknowledge") and alert.notified_at is None:
-            return  # nobody was told it fired
-        targets = pending.targets
-        if targets is None:
-            targets = route_channels(self.rules, pending.event, alert.severity, stored_labels(alert))
+        targets = self._targets(pending)
         if not targets:
             return
         incident = incidents.get(alert.incident_id or 0)

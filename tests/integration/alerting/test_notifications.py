@@ -11,12 +11,15 @@ import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event, select
+
 from tests.fakes.notify_servers import NotifyServer, SmtpServer
 from tests.integration.alerting.helpers import signal
 from tests.integration.conftest import Api
 from vigil.alerting.notifications.dispatcher import DispatchOptions, NotificationDispatcher
 from vigil.alerting.service import AlertService
 from vigil.alerting.timers import AlertTimers
+from vigil.store.models import Alert
 
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 HMAC_SECRET = "a-webhook-secret-of-some-length"
@@ -190,6 +193,35 @@ async def test_routed_alert_reaches_every_channel_and_resolves_on_pagerduty(
     assert [d["event"] for d in per_alert] == ["trigger"] * 4 + ["resolve"] * 4
     timeline = (await api.client.get(f"/api/v1/alerts/{alert['id']}")).json()["timeline"]
     assert sum(1 for t in timeline if t["kind"] == "notified") == 8
+
+
+async def test_a_notified_new_alert_is_inserted_marked_as_notified(
+    api: Api, notify_server: NotifyServer
+) -> None:
+    """An alert a trigger goes out for is stored with ``notified_at`` at its insert: marked
+    afterwards, every notified new alert was inserted and then updated."""
+    ids = await channels(api, notify_server)
+    await api.client.post("/api/v1/notifications/routes", json={"name": "all", "channel_ids": [ids["pager"]]})
+    alerts = service(api)
+    await alerts.ingest([signal(title="Orders queue stuck", host="q-1", fingerprint="n-1")])
+    engine = api.backends.db.engine.sync_engine
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()[:2]).upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:  # joins the incident the first one opened
+        await alerts.ingest([signal(title="Orders queue stuck", host="q-2", fingerprint="n-2")])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert "UPDATE ALERTS" not in statements
+    async with api.backends.db.session() as session:
+        first, second = (await session.execute(select(Alert).order_by(Alert.id))).scalars()
+    assert second.incident_id == first.incident_id is not None
+    assert first.notified_at is not None and second.notified_at is not None
+    per_alert = (await api.client.get(f"/api/v1/alerts/{second.id}/deliveries")).json()
+    assert [(d["event"], d["channel_id"]) for d in per_alert] == [("trigger", ids["pager"])]
 
 
 async def test_retries_with_backoff_then_gives_up_on_permanent_errors(
