@@ -133,7 +133,7 @@ def up(
     data_dir: Path | None = DataDirOption,
     demo: bool = typer.Option(False, "--demo", help="Also run the simulated fleet (vigil demo)."),
 ) -> None:
-    """Run everything in one process: API, pipeline worker and web UI.
+    """Run everything in one process: the API and the pipeline worker.
 
     Uses the embedded profile unless URLs are configured: data stays in the data directory
     across restarts. Prints the URL and, on first run, the admin credentials.
@@ -194,8 +194,8 @@ def up(
 def api(host: str = HostOption, port: int = PortOption, data_dir: Path | None = DataDirOption) -> None:
     """Run the API server only (scale out with several `vigil api` behind a load balancer).
 
-    Serves /api/v1, the webhooks, WebSockets, /docs, /healthz, /readyz, /metrics and the built
-    web UI at /. Run `vigil worker` processes for the pipeline.
+    Serves /api/v1, the webhooks, WebSockets, /docs, /healthz, /readyz, /metrics, and a built
+    web UI at / when VIGIL_WEB_DIR names one. Run `vigil worker` processes for the pipeline.
     """
     settings = _settings(data_dir)
     _print_backends(settings)

@@ -105,7 +105,9 @@ class Settings(BaseSettings):
     session_ttl_hours: int = 24 * 7
     cookie_secure: bool = False
     max_body_bytes: int = 25 * 1024 * 1024
-    web_dir: Path | None = Field(None, description="Built web UI to serve at /; default web/out.")
+    web_dir: Path | None = Field(
+        None, description="A built web UI (a folder with index.html) to serve at /; default web/out."
+    )
 
     # Ingestion
     syslog_port: int | None = Field(None, description="Syslog listener port (UDP and TCP); unset = off.")

@@ -65,7 +65,7 @@ def create_app(backends: Backends, *, manage_backends: bool = True) -> FastAPI:
                 "name": "Vigil",
                 "version": __version__,
                 "docs": "/docs",
-                "web": "not built (see web/README.md)",
+                "web": "no web UI is built here: set VIGIL_WEB_DIR to serve one at /",
             }
 
     return app
