@@ -5,13 +5,13 @@ passes take turns, and each pass only acts on what is due, so running it twice i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from vigil.alerting.service import AlertService
 from vigil.analytics.correlation import DEFAULT_AUTO_RESOLVE_MINUTES
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -47,5 +47,4 @@ class AlertTimers:
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
+            await sleep_unless(stopping, self.interval_s)

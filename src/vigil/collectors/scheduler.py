@@ -53,6 +53,7 @@ from vigil.collectors.polling import Prepared, SourceSpec
 from vigil.collectors.state import StateStore, build_state_store
 from vigil.observability import REGISTRY
 from vigil.store.models import Source
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,7 @@ class CollectorScheduler:
                     # The database or Redis is away: keep ticking; leases we cannot renew
                     # expire and polls stop (see Owned.lease_valid_until).
                     log.warning("collector scheduler tick failed: %s: %s", type(exc).__name__, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self.options.tick_s)
+                await sleep_unless(stopping, self.options.tick_s)
             graceful = True
         finally:
             if graceful:

@@ -18,7 +18,6 @@ live window also covers the time the backfill took.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable, Coroutine
@@ -38,6 +37,7 @@ from vigil.demo.telemetry import (
     telegraf_json,
 )
 from vigil.domain.metrics import Point
+from vigil.waiting import sleep_unless
 
 MAX_LINES_PER_REQUEST = 5000
 
@@ -178,8 +178,7 @@ class DemoRunner:
             delay = max(0.0, next_tick - self._monotonic())
             if options.duration_s is not None:
                 delay = min(delay, max(0.0, live_start + options.duration_s - self._monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            await sleep_unless(stopping, delay)
 
     # --- one window of simulated time --------------------------------------------------------
 

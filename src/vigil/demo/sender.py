@@ -15,7 +15,6 @@ credentials stop the demo with a message saying which token was refused.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import logging
 import threading
@@ -30,6 +29,7 @@ import orjson
 
 from vigil.demo import apps
 from vigil.demo.telemetry import ErrorReport
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,7 @@ class HttpSink:
             raise DemoError(f"{what}: Vigil answered {status}: {detail}")
 
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-        if self.stopping.is_set():
+        if await sleep_unless(self.stopping, seconds):
             raise Stopped
 
     def _warn_once(self, key: str, message: str) -> None:

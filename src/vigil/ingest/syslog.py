@@ -28,6 +28,7 @@ from vigil.domain.logs import LogRecord, normalise_level
 from vigil.ingest.timestamps import parse_rfc3339
 from vigil.observability import INGESTED, REGISTRY
 from vigil.pipeline import topology
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -382,8 +383,7 @@ class SyslogListener:
         log.info("syslog listening on %s:%d (UDP and TCP)", self.host, self.bound[1])
         try:
             while not stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval_s)
+                await sleep_unless(self._wake, self.flush_interval_s)
                 self._wake.clear()
                 await self.flush()
         finally:

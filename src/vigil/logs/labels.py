@@ -5,7 +5,6 @@ template. Operators' corrections are never overwritten (``label_method == 'opera
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -17,6 +16,7 @@ from vigil.backends import Backends
 from vigil.logs.store import classification_columns
 from vigil.store.models.logs import LogTemplate
 from vigil.store.types import utcnow
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ class ModelLabeler:
                 await self.run_once()
             except Exception as exc:
                 log.warning("model labelling failed, retrying later: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
+            await sleep_unless(stopping, self.interval_s)
 
     async def run_once(self) -> int:
         db = self.backends.db

@@ -6,7 +6,6 @@ Templates stay: their counts and first/last seen are history, not raw data."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.backends import Backends
 from vigil.store.models.logs import LogLine, LogProcessedMessage
 from vigil.store.types import utcnow
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class LogRetention:
                     )
             except Exception as exc:
                 log.warning("log retention failed, retrying later: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
+            await sleep_unless(stopping, self.interval_s)
 
     async def run_once(self, now_ns: int | None = None) -> RetentionResult:
         db = self.backends.db

@@ -9,7 +9,6 @@ template table (new templates, changed text, merges).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from vigil.llm.embedder_factory import build_embedder, collection_suffix
 from vigil.llm.embeddings import Embedder
 from vigil.logs.search import LogFilters, search
 from vigil.store.models.logs import LogTemplate
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ class TemplateIndexer:
                     pass
             except Exception as exc:
                 log.warning("template indexing failed, retrying: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
+            await sleep_unless(stopping, self.interval_s)
 
     async def run_once(self) -> int:
         """Index one batch; returns how many templates it handled (0: up to date)."""

@@ -19,6 +19,7 @@ from typing import Generic, Protocol, TypeVar
 from vigil.backends import Backends
 from vigil.collectors.leases import Leases, preferred_owner
 from vigil.metrics.state import LeaseLost
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ class LeasedPartitions(Generic[ConsumerT]):
         try:
             while not stopping.is_set():
                 await self.rebalance()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self.lease_ttl / 3000)
+                await sleep_unless(stopping, self.lease_ttl / 3000)
         finally:
             await self.stop_all()
             with contextlib.suppress(Exception):
@@ -145,8 +145,7 @@ class LeasedPartitions(Generic[ConsumerT]):
                     exc_info=exc,
                 )
                 self.after_crash(consumer)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(consumer.stop.wait(), timeout=backoff)
+                await sleep_unless(consumer.stop, backoff)
                 backoff = min(backoff * 2, 30.0)
 
     async def _stop(self, partition: int, lost: bool = False) -> None:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Protocol
 from vigil.bus.base import Bus, Message
 from vigil.observability import STAGE_MESSAGES, STAGE_RESTARTS, STAGE_SECONDS
 from vigil.pipeline.topology import register_group
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,7 @@ class Runner:
                     backoff,
                     exc_info=exc,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=backoff)
+                await sleep_unless(self.stopping, backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _next_batch(self, stage: Stage) -> list[Message]:
@@ -179,8 +178,7 @@ class Runner:
             await self.process(stage, messages)
             rest = interval_s - (time.monotonic() - taken)
             if rest > 0 and len(messages) < stage.batch_size:  # a full batch: behind, go on
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=rest)
+                await sleep_unless(self.stopping, rest)
 
     async def process(self, stage: Stage, messages: Sequence[Message]) -> None:
         """Handle one batch and settle every message: ack, dead-letter, or leave for retry."""

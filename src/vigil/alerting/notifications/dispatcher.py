@@ -9,7 +9,6 @@ lease expires. Every attempt's outcome stays on the delivery row: the delivery l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from vigil.security import SecretBox
 from vigil.store.db import Database
 from vigil.store.models import NotificationChannel, NotificationDelivery, TimelineEntry
 from vigil.store.types import utcnow
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ class NotificationDispatcher:
                     sent = await self.dispatch_once()
                     if sent:
                         continue
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=self.options.poll_interval_s)
+                    await sleep_unless(stopping, self.options.poll_interval_s)
             finally:
                 self._http = None
 

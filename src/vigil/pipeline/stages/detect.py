@@ -44,7 +44,6 @@ lowers it to severity ``low`` and every event of the finding records the verdict
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import fnmatch
 import logging
@@ -89,6 +88,7 @@ from vigil.pipeline.stages.predict import (
     PredictState,
     prediction_finding,
 )
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,7 @@ class PartitionConsumer:
                 # Messages delivered but not acknowledged (by a previous owner, or by us before a
                 # failure): wait until they can be claimed, so they come before anything newer.
                 wait_s = bus.options.visibility_timeout_ms / 1000
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), timeout=wait_s)
+                await sleep_unless(self.stop, wait_s)
             while not self.stop.is_set():
                 messages = await self._next_batch()
                 if messages:

@@ -60,6 +60,7 @@ from vigil.pipeline import topology
 from vigil.pipeline.leased_partitions import LeasedPartitions
 from vigil.pipeline.runner import consumer_name, register_group
 from vigil.store.models.logs import LogLine, LogProcessedMessage
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ class ShardConsumer:
                 # The previous owner left messages unacknowledged: wait until they can be claimed,
                 # so they are handled before anything newer.
                 wait_s = bus.options.visibility_timeout_ms / 1000
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), timeout=wait_s)
+                await sleep_unless(self.stop, wait_s)
             while not self.stop.is_set():
                 messages = await self._next_batch()
                 if messages:

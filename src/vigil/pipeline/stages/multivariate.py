@@ -41,6 +41,7 @@ from vigil.domain.metrics import Aggregation, MetricQuery
 from vigil.metrics.series import series_key
 from vigil.pipeline import topology
 from vigil.store.models import FindingRecord
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,7 @@ class HostModelService:
                         await self.tick(self.clock())
                 except Exception as exc:
                     log.warning("multivariate detection failed this round: %s", exc, exc_info=exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self.options.score_every_s)
+                await sleep_unless(stopping, self.options.score_every_s)
         finally:
             if self.holding:
                 with contextlib.suppress(Exception):
