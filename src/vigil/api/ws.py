@@ -40,6 +40,7 @@ from vigil.bus.base import Bus
 from vigil.bus.follow import follow_broadcast
 from vigil.pipeline import topology
 from vigil.pipeline.stages.alerting_live_metrics import SeriesFilter, interest_announcement
+from vigil.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +282,7 @@ class MetricsInterest:
             if not self.clients:
                 return
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=INTEREST_EVERY_S)
+            await sleep_unless(self._changed, INTEREST_EVERY_S)
 
 
 def _interest(websocket: WebSocket) -> MetricsInterest:
