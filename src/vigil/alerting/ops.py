@@ -1045,12 +1045,18 @@ class AlertOps:
         await self.session.flush()
         self.changes.render()
 
-    def _targets(self, pending: _Notify) -> list[tuple[int, int | None]]:
-        """The channels a queued notification goes to: none for a suppressed alert, for a
-        flapping alert's trigger or resolve (held), or for news of an alert nobody was told
-        fired; otherwise its own targets or the routes'."""
+    @staticmethod
+    def _held(pending: _Notify) -> bool:
+        """A flapping alert's trigger or resolve waits until the alert is stable."""
         alert = pending.alert
-        if alert.suppressed or (alert.flapping and pending.event in ("trigger", "resolve")):
+        return not alert.suppressed and alert.flapping and pending.event in ("trigger", "resolve")
+
+    def _targets(self, pending: _Notify) -> list[tuple[int, int | None]]:
+        """The channels a queued notification goes to: none for a suppressed alert, a held
+        notification, or news of an alert nobody was told fired; otherwise its own targets
+        or the routes'."""
+        alert = pending.alert
+        if alert.suppressed or self._held(pending):
             return []
         if pending.event in ("resolve", "acknowledge") and alert.notified_at is None:
             return []
@@ -1068,7 +1074,7 @@ class AlertOps:
 
     async def _queue_notification(self, pending: _Notify, incidents: dict[int, Incident]) -> None:
         alert = pending.alert
-        if not alert.suppressed and alert.flapping and pending.event in ("trigger", "resolve"):
+        if self._held(pending):
             self.session.add(
                 TimelineEntry(
                     at=self.now,
